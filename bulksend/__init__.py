@@ -1,0 +1,1 @@
+"""The bulksend command line and local runtime (embedded Redis, demo)."""

@@ -1,0 +1,256 @@
+"""The ``bulksend`` command line (contract: DESIGN.md → "Command line").
+
+Flags of ``send`` are the provider's parameter names in kebab-case
+(``scheduleDate`` → ``--schedule-date``); list parameters are repeatable.
+Bad input exits non-zero with one line on stderr that names the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+
+from jobs.base import InvalidJob, build
+from jobs.results import IdempotencyConflict
+from jobs.settings import Settings, get_settings
+from jobs.sms import Sms
+
+
+class CliError(Exception):
+    """Bad input on the command line: printed as one line, exit code 2."""
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+
+
+@contextmanager
+def _redis(settings: Settings) -> Iterator[Settings]:
+    from bulksend.redis_server import redis_for
+
+    with redis_for(settings.redis_url, settings.data_dir) as url:
+        yield settings.model_copy(update={"redis_url": url})
+
+
+def _with_producer(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    from jobs.producer import Producer
+
+    async def run() -> Any:
+        producer = await Producer.connect(settings)
+        try:
+            return await action(producer)
+        finally:
+            await producer.close()
+
+    return asyncio.run(run())
+
+
+def _read_jsonl(path: str, what: str) -> list[dict[str, Any]]:
+    rows = []
+    try:
+        with open(path, "rb") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise CliError(f"{what}: {path} line {n}: not JSON ({exc})") from None
+                if not isinstance(row, dict):
+                    raise CliError(f"{what}: {path} line {n}: must be a JSON object")
+                rows.append(row)
+    except OSError as exc:
+        raise CliError(f"{what}: cannot read {path}: {exc.strerror}") from None
+    return rows
+
+
+def _json_arg(value: str | None, what: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise CliError(f"{what}: not valid JSON: {value!r}") from None
+
+
+def sms_job(args: argparse.Namespace) -> Sms:
+    data: dict[str, Any] = {
+        "to": args.to or [],
+        "from": args.sender,
+        "message": args.message,
+        "encoding": args.encoding,
+        "parts": args.parts,
+        "trans": args.trans,
+        "scheduleDate": args.schedule_date,
+        "expirationDate": args.expiration_date,
+        "campaignName": args.campaign_name,
+        "tags": args.tags,
+        "certified": args.certified,
+        "flash": args.flash,
+        "splitParts": args.split_parts,
+        "availableTimes": _json_arg(args.available_times, "availableTimes"),
+    }
+    if args.sub_file:
+        data["sub"] = _read_jsonl(args.sub_file, "sub")
+    if args.notification_url:
+        urls = args.notification_url
+        data["notificationUrl"] = urls[0] if len(urls) == 1 else urls
+    job = build(Sms, {k: v for k, v in data.items() if v is not None})
+    assert isinstance(job, Sms)
+    return job
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    job = sms_job(args)
+    with _redis(settings) as live:
+
+        async def submit(producer: Any) -> Any:
+            sending_id = await producer.submit(job, args.idempotency_key)
+            if not args.wait:
+                return {"id": sending_id}
+            return await producer.wait(sending_id, timeout=args.timeout)
+
+        result = _with_producer(live, submit)
+    if args.json:
+        _print_json(result)
+    elif args.wait:
+        _print_status(result)
+    else:
+        print(result["id"])
+    return 0
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    counts = " ".join(f"{k}={v}" for k, v in status["counts"].items())
+    print(f"{status['id']} {status['state']} {counts}")
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    with _redis(settings) as live:
+        status = _with_producer(live, lambda p: p.status(args.id))
+    if status is None:
+        raise CliError(f"id: no sending {args.id!r}")
+    if args.json:
+        _print_json(status)
+    else:
+        _print_status(status)
+    return 0
+
+
+def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
+    async def export(producer: Any) -> int:
+        if await producer.status(args.id) is None:
+            raise CliError(f"id: no sending {args.id!r}")
+        n = 0
+        async for record in producer.store.iter_results(args.id):
+            sys.stdout.write(orjson.dumps(record).decode() + "\n")
+            n += 1
+        return n
+
+    with _redis(settings) as live:
+        _with_producer(live, export)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.main import run
+
+    with _redis(settings) as live:
+        run(live)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from sandbox.server import serve
+
+    serve(args.host, args.port, settings)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from bulksend.demo import run_demo
+
+    return run_demo(settings, recipients=args.recipients, workers=args.workers)
+
+
+def _add_sms_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="sender", required=True, help="sender (from)")
+    p.add_argument("--to", action="append", help="recipient; repeat for more")
+    p.add_argument("--message", required=True, help="text, with {var} placeholders")
+    p.add_argument("--sub-file", help="JSONL: one sub object per recipient, in --to order")
+    p.add_argument("--encoding", default="auto", help="auto (default), gsm, gsm-pt, utf-16")
+    p.add_argument("--parts", type=int, help="maximum parts (default: as many as needed)")
+    p.add_argument("--trans", action="store_true", help="apply the provider's transliteration")
+    p.add_argument("--schedule-date", help="YYYYmmddHHiiss, UTC")
+    p.add_argument("--expiration-date", help="YYYYmmddHHiiss, UTC")
+    p.add_argument("--campaign-name")
+    p.add_argument("--tags", action="append", help="campaign tag; repeat for more")
+    p.add_argument("--notification-url", action="append", help="one, or one per recipient")
+    p.add_argument("--certified", action="store_true", default=None)
+    p.add_argument("--flash", action="store_true", default=None)
+    p.add_argument("--split-parts", action="store_true", default=None)
+    p.add_argument("--available-times", help='JSON, e.g. [{"day":1,"from":"09:00","to":"21:00"}]')
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="bulksend", description=__doc__.splitlines()[0])
+    sub = root.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on embedded defaults")
+    demo.add_argument("--recipients", type=int, default=10_000)
+    demo.add_argument("--workers", type=int, default=2)
+    demo.set_defaults(handler=cmd_demo)
+
+    sub.add_parser("worker", help="run one worker process").set_defaults(handler=cmd_worker)
+
+    sandbox = sub.add_parser("sandbox", help="run the simulated provider")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8025)
+    sandbox.set_defaults(handler=cmd_sandbox)
+
+    send = sub.add_parser("send", help="enqueue a sending")
+    channels = send.add_subparsers(dest="channel", required=True)
+    sms = channels.add_parser("sms", help="SMS (POST /api/rest/sms)")
+    _add_sms_flags(sms)
+    for p in (sms,):
+        p.add_argument("--idempotency-key", help="same key, same sending: enqueued once")
+        p.add_argument("--wait", action="store_true", help="wait until the sending is final")
+        p.add_argument("--timeout", type=float, help="with --wait: give up after N seconds")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(handler=cmd_send)
+
+    status = sub.add_parser("status", help="a sending's state and counts")
+    status.add_argument("id")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
+
+    results = sub.add_parser("results", help="export a sending's results as JSONL")
+    results.add_argument("id")
+    results.set_defaults(handler=cmd_results)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = get_settings()
+        code: int = args.handler(args, settings)
+        return code
+    except (CliError, InvalidJob, IdempotencyConflict) as exc:
+        print(f"bulksend: error: {exc}", file=sys.stderr)
+        return 2
+    except TimeoutError:
+        print("bulksend: error: timed out waiting for the sending to finish", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""What every send job shares: API-named fields, one-line validation errors.
+
+Job models use the provider's parameter names as aliases (``from``,
+``scheduleDate`` …) so that ``api_payload()`` is the request body as the docs
+show it, while Python code reads snake_case attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from jobs.fields import parse_api_date
+
+
+class InvalidJob(ValueError):
+    """A sending refused whole, before anything is queued. The text names the field."""
+
+
+class SendJob(BaseModel):
+    """Base of every send job. ``kind`` names the channel; ``endpoint`` its API path.
+
+    ``campaignName`` and ``tags`` are here because every channel takes them
+    with the same rule: tags need a campaign name.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    kind: ClassVar[str]
+    endpoint: ClassVar[str]
+    # Parameters that are per recipient (one element per entry of ``to``).
+    per_recipient: ClassVar[tuple[str, ...]] = ()
+
+    campaign_name: str | None = None
+    tags: list[str] | None = None
+
+    @field_validator("campaign_name")
+    @classmethod
+    def _campaign_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty when given (provider code 126)")
+        return value
+
+    @model_validator(mode="after")
+    def _tags_need_campaign(self) -> Self:
+        if self.tags is not None and not self.campaign_name:
+            raise ValueError("tags: campaignName is required when tags are given")
+        return self
+
+    def api_payload(self) -> dict[str, Any]:
+        """The JSON body for the provider, without recipients or per-recipient fields."""
+        body = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return {
+            k: v
+            for k, v in body.items()
+            if k != "to" and not (k in self.per_recipient and isinstance(v, list))
+        }
+
+
+def check_api_date(value: str | None) -> str | None:
+    if value is not None:
+        parse_api_date(value)
+    return value
+
+
+def describe(exc: ValidationError) -> str:
+    """One line naming each bad field by its API name and the reason."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        # Model-level checks already start with the field they are about.
+        problems.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(problems)
+
+
+def build(model: type[SendJob], data: dict[str, Any]) -> SendJob:
+    """Validate ``data`` into ``model`` or raise InvalidJob with a one-line reason."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidJob(f"invalid {model.kind} sending: {describe(exc)}") from None

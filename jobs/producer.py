@@ -1,0 +1,153 @@
+"""How backend services hand a sending to the pipeline.
+
+``submit`` validates (the model did), records every recipient, and enqueues one
+arq job per chunk with a deterministic id. The order matters for "nothing
+lost": recipients are recorded before their chunk is enqueued, and a
+resubmission with the same idempotency key re-enqueues the same job ids (arq
+ignores the ones it has), so a producer that crashed half-way can simply submit
+again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+from jobs import codec, keys
+from jobs.base import SendJob
+from jobs.fields import normalize_phone
+from jobs.results import Record, ResultStore, digest, now_iso
+from jobs.settings import Settings, get_settings
+
+CHUNK_FUNCTION = "send_chunk"
+NO_VALID_RECIPIENT = {"code": 102, "description": "No valid recipients"}
+
+T = TypeVar("T")
+
+
+def sending_id_for(idempotency_key: str | None) -> str:
+    if idempotency_key is None:
+        return "s" + uuid.uuid4().hex[:20]
+    return "s" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+
+
+def normalize_recipient(kind: str, raw: str) -> str | None:
+    """The recipient as the provider wants it, or None when the provider would say 102."""
+    if kind in ("email",):
+        from jobs.email import normalize_email
+
+        return normalize_email(raw)
+    return normalize_phone(raw)
+
+
+class Producer:
+    """Async producer. ``await Producer.connect()`` or pass an ``ArqRedis``."""
+
+    def __init__(self, redis: ArqRedis, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.redis = redis
+        self.store = ResultStore(redis, ttl_seconds=self.settings.result_ttl_days * 86400)
+
+    @classmethod
+    async def connect(cls, settings: Settings | None = None) -> Producer:
+        settings = settings or get_settings()
+        if not settings.redis_url:
+            raise ValueError("Producer.connect needs BULKSEND_REDIS_URL (or use the CLI)")
+        pool = await create_pool(
+            RedisSettings.from_dsn(settings.redis_url),
+            job_serializer=codec.dumps,
+            job_deserializer=codec.loads,
+            default_queue_name=settings.queue_name,
+        )
+        return cls(pool, settings)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def submit(self, job: SendJob, idempotency_key: str | None = None) -> str:
+        """Record and enqueue ``job``; returns its sending id."""
+        sending_id = sending_id_for(idempotency_key)
+        spec = {"kind": job.kind, "endpoint": job.endpoint, "payload": job.api_payload()}
+        full = job.model_dump(by_alias=True, mode="json", exclude_none=True)
+        await self.store.create_sending(sending_id, job.kind, spec, digest(full))
+
+        recipients: list[str] = getattr(job, "to")  # noqa: B009 - every send job has `to`
+        extras = getattr(job, "recipient_extras", None)
+        size = self.settings.chunk_size
+        chunks = 0
+        for start in range(0, len(recipients), size):
+            records: list[tuple[int, Record]] = []
+            entries: list[list[Any]] = []
+            stamp = now_iso()
+            for index in range(start, min(start + size, len(recipients))):
+                raw = recipients[index]
+                normalized = normalize_recipient(job.kind, raw)
+                record: Record = {"to": raw, "attempts": 0, "queued_at": stamp}
+                if normalized is None:
+                    record.update(status="rejected", **NO_VALID_RECIPIENT, updated_at=stamp)
+                else:
+                    record["status"] = "queued"
+                    entries.append([index, normalized, extras(index) if extras else {}])
+                records.append((index, record))
+            await self.store.add_recipients(sending_id, records)
+            if entries:
+                await self.redis.enqueue_job(
+                    CHUNK_FUNCTION,
+                    sending_id,
+                    entries,
+                    _job_id=keys.chunk_job_id(sending_id, chunks),
+                )
+                chunks += 1
+        await self.store.open(sending_id, chunks)
+        return sending_id
+
+    async def status(self, sending_id: str) -> dict[str, Any] | None:
+        return await self.store.status(sending_id)
+
+    async def wait(
+        self, sending_id: str, *, timeout: float | None = None, poll: float = 0.2
+    ) -> dict[str, Any]:
+        """Poll until the sending is final; TimeoutError after ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            while True:
+                status = await self.status(sending_id)
+                if status is None:
+                    raise KeyError(f"no sending {sending_id}")
+                if status["final"]:
+                    return status
+                await asyncio.sleep(poll)
+
+
+class SyncProducer:
+    """The same API for synchronous code; owns a private event loop."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._producer = self._run(Producer.connect(settings))
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(coro)
+
+    def submit(self, job: SendJob, idempotency_key: str | None = None) -> str:
+        return self._run(self._producer.submit(job, idempotency_key))
+
+    def status(self, sending_id: str) -> dict[str, Any] | None:
+        return self._run(self._producer.status(sending_id))
+
+    def wait(self, sending_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        return self._run(self._producer.wait(sending_id, timeout=timeout))
+
+    def close(self) -> None:
+        self._run(self._producer.close())
+        self._loop.close()
+
+    def __enter__(self) -> SyncProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,67 @@
+"""Every tunable of the pipeline, read from the environment (prefix ``BULKSEND_``).
+
+One class so that producers, workers, the sandbox and the CLI agree on the same
+names; ``.env.example`` lists each of them. Credentials are ``SecretStr`` so
+that they never show up in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BULKSEND_", env_file=".env", extra="ignore")
+
+    # --- Redis -------------------------------------------------------------
+    redis_url: str | None = Field(
+        None, description="Redis to use; unset starts an embedded redis-server under data_dir"
+    )
+    data_dir: str = Field(".bulksend", description="Embedded Redis data and AOF directory")
+    queue_name: str = Field("bulksend:queue", description="arq queue name")
+
+    # --- messaging provider (Basic auth) ----------------------------------
+    provider_url: str = Field("http://127.0.0.1:8025", description="Messaging API base URL")
+    provider_username: str = Field("sandbox", description="Messaging API username")
+    provider_api_password: SecretStr = Field(
+        SecretStr("sandbox-api-password"), description="Messaging API apiPassword"
+    )
+    provider_timeout: float = Field(10.0, gt=0, description="Seconds to wait for the provider")
+    provider_max_connections: int = Field(20, ge=1, description="Pooled connections per worker")
+
+    # --- mail marketing API (PublicKey / SecretKey headers) ----------------
+    mail_api_url: str = Field("http://127.0.0.1:8025", description="Mail marketing API base URL")
+    mail_public_key: SecretStr = Field(SecretStr("sandbox-public"), description="Mail PublicKey")
+    mail_secret_key: SecretStr = Field(SecretStr("sandbox-secret"), description="Mail SecretKey")
+
+    # --- producer -----------------------------------------------------------
+    chunk_size: int = Field(1000, ge=1, le=10_000, description="Recipients per chunk job")
+
+    # --- worker ---------------------------------------------------------------
+    worker_max_jobs: int = Field(10, ge=1, description="Chunk jobs one worker runs at once")
+    job_timeout: int = Field(120, ge=5, description="Seconds before arq considers a job dead")
+    max_attempts: int = Field(5, ge=1, description="Provider attempts per recipient")
+    retry_delay: float = Field(1.0, ge=0, description="First retry delay in seconds (doubles)")
+    on_ambiguous: Literal["hold", "resend"] = Field(
+        "hold", description="Recipients whose request may have landed: record unknown or resend"
+    )
+    result_ttl_days: int = Field(30, ge=1, description="Days a finished sending's results stay")
+
+    # --- sandbox --------------------------------------------------------------
+    sandbox_username: str = Field("sandbox", description="Username the sandbox accepts")
+    sandbox_api_password: SecretStr = Field(
+        SecretStr("sandbox-api-password"), description="apiPassword the sandbox accepts"
+    )
+
+    @property
+    def provider_auth(self) -> tuple[str, str]:
+        return self.provider_username, self.provider_api_password.get_secret_value()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

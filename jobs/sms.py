@@ -1,0 +1,109 @@
+"""The SMS send job: ``POST /api/rest/sms`` ("Send SMS Message" in messaging-api.txt)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from jobs.base import SendJob, check_api_date
+from jobs.fields import is_hhmm, normalize_phone, sender_problem
+from jobs.gsm import MAX_PARTS_SMS
+
+SubValue = str | int | float | bool | None
+
+
+class AvailableTime(BaseModel):
+    """One ``availableTimes`` window: optional ``day`` 1–7, ``from``/``to`` as UTC HH:MM."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+    day: Annotated[int, Field(ge=1, le=7)] | None = None
+    start: str = Field(alias="from")
+    end: str = Field(alias="to")
+
+    @model_validator(mode="after")
+    def _window(self) -> Self:
+        for name, value in (("from", self.start), ("to", self.end)):
+            if not is_hhmm(value):
+                raise ValueError(f"{name}: {value!r} is not a UTC time HH:MM")
+        if self.start >= self.end:
+            raise ValueError("from must be earlier than to")
+        return self
+
+
+class Sms(SendJob):
+    kind: ClassVar[str] = "sms"
+    endpoint: ClassVar[str] = "/api/rest/sms"
+    per_recipient: ClassVar[tuple[str, ...]] = ("sub", "notificationUrl")
+    max_parts: ClassVar[int] = MAX_PARTS_SMS
+
+    to: list[str] = Field(min_length=1)
+    sender: str = Field(alias="from")
+    message: str
+    sub: list[dict[str, SubValue]] | None = None
+    encoding: Literal["auto", "gsm", "gsm-pt", "utf-16"] = "auto"
+    parts: Annotated[int, Field(ge=1)] | None = None
+    trans: bool = False
+    schedule_date: str | None = None
+    expiration_date: str | None = None
+    notification_url: str | list[str] | None = None
+    certified: bool | None = None
+    flash: bool | None = None
+    split_parts: bool | None = None
+    available_times: list[AvailableTime] | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _message_present(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text message missing (provider code 104)")
+        return value
+
+    @field_validator("sender")
+    @classmethod
+    def _sender_valid(cls, value: str) -> str:
+        problem = sender_problem(value)
+        if problem:
+            raise ValueError(f"{problem[1]} (provider code {problem[0]})")
+        return value
+
+    @field_validator("parts")
+    @classmethod
+    def _parts_in_range(cls, value: int | None) -> int | None:
+        if value is not None and value > cls.max_parts:
+            raise ValueError(f"at most {cls.max_parts} parts are allowed (provider code 110)")
+        return value
+
+    _dates = field_validator("schedule_date", "expiration_date")(check_api_date)
+
+    @field_validator("available_times")
+    @classmethod
+    def _times_not_empty(cls, value: list[AvailableTime] | None) -> list[AvailableTime] | None:
+        if value is not None and not value:
+            raise ValueError("is given but empty (provider code 194)")
+        return value
+
+    @model_validator(mode="after")
+    def _per_recipient_lengths(self) -> Self:
+        n = len(self.to)
+        if self.sub is not None and len(self.sub) != n:
+            raise ValueError(f"sub: has {len(self.sub)} objects for {n} recipients; needs one each")
+        urls = self.notification_url
+        if isinstance(urls, list) and len(urls) != n:
+            raise ValueError(f"notificationUrl: has {len(urls)} URLs for {n} recipients")
+        for url in [urls] if isinstance(urls, str) else urls or []:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"notificationUrl: {url!r} is not an http(s) URL (code 109)")
+        if not any(normalize_phone(number) for number in self.to):
+            raise ValueError("to: no valid recipients (provider code 102)")
+        return self
+
+    def recipient_extras(self, index: int) -> dict[str, Any]:
+        """The per-recipient parameters of recipient ``index``."""
+        extras: dict[str, Any] = {}
+        if self.sub is not None:
+            extras["sub"] = self.sub[index]
+        if isinstance(self.notification_url, list):
+            extras["notificationUrl"] = self.notification_url[index]
+        return extras

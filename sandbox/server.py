@@ -1,0 +1,24 @@
+"""Run the sandbox: one uvicorn process, httptools parser, quiet logs."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from jobs.settings import Settings
+from sandbox.app import create_app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8025, settings: Settings | None = None) -> None:
+    """Serve until interrupted. One process: the sandbox's state lives in memory."""
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        workers=1,
+        server_header=False,
+        date_header=False,
+    )
+    uvicorn.Server(config).run()

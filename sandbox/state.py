@@ -1,0 +1,141 @@
+"""What the sandbox remembers, in memory: counters, ids, the last accepted messages.
+
+Stats semantics (``GET /_sandbox/stats``):
+
+- ``requests``: every request that reached a channel's API route, whatever the
+  answer (auth failures, bad JSON and validation errors included);
+- ``rejected``: those of them answered with an error status (4xx/5xx);
+- ``recipients``: recipients *accepted* (202, or the accepted entries of a 207);
+- ``unique``: distinct accepted recipients, a recipient being
+  (channel, normalized phone, rendered text);
+- ``duplicates``: accepted recipients that repeat an earlier one, so
+  ``recipients == unique + duplicates`` (the same recipient sent 3 times counts 2);
+- ``duplicate_samples``: the first 20 repeats seen, to debug.
+
+Identity is kept as a 64-bit hash of (phone, text) to bound memory at millions of
+recipients; a false duplicate needs a hash collision (negligible below ~10^8).
+Ids (message, campaign, sending) are never reused in one process, even across
+``reset``, so records kept by a client across tests cannot collide.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+MAX_MESSAGES = 200_000  # per channel, for /_sandbox/messages
+MAX_DUPLICATE_SAMPLES = 20
+FIRST_ID = 100_000  # "campaignId" : 100000 in the doc's example
+
+
+class Message(NamedTuple):
+    """One accepted recipient as it would be delivered."""
+
+    id: str
+    to: str  # normalized phone
+    sender: str
+    text: str  # after substitution and transliteration
+    encoding: str
+    parts: int
+    sending_id: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "to": self.to,
+            "from": self.sender,
+            "text": self.text,
+            "encoding": self.encoding,
+            "parts": self.parts,
+            "sendingId": self.sending_id,
+        }
+
+
+@dataclass(slots=True)
+class ChannelStats:
+    requests: int = 0
+    rejected: int = 0
+    recipients: int = 0
+    duplicates: int = 0
+    seen: set[int] = field(default_factory=set)
+    duplicate_samples: list[dict[str, Any]] = field(default_factory=list)
+    messages: deque[Message] = field(default_factory=lambda: deque(maxlen=MAX_MESSAGES))
+
+    def accept(self, message: Message) -> None:
+        """Count one accepted recipient (hot path: keep it small)."""
+        self.recipients += 1
+        key = hash((message.to, message.text))
+        if key in self.seen:
+            self.duplicates += 1
+            if len(self.duplicate_samples) < MAX_DUPLICATE_SAMPLES:
+                self.duplicate_samples.append(
+                    {"to": message.to, "text": message.text, "id": message.id}
+                )
+        else:
+            self.seen.add(key)
+        self.messages.append(message)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "rejected": self.rejected,
+            "recipients": self.recipients,
+            "unique": len(self.seen),
+            "duplicates": self.duplicates,
+            "duplicate_samples": list(self.duplicate_samples),
+        }
+
+
+class SandboxState:
+    """All mutable state of one sandbox process (single event loop: no locks)."""
+
+    def __init__(self, channels: list[str]) -> None:
+        self._names = list(channels)
+        self.channels: dict[str, ChannelStats] = {}
+        self.unrouted = 0  # requests under /api/ that matched no route
+        self.campaigns: dict[str, int] = {}
+        # Message ids: 13 hex characters, a per-process random prefix then a counter.
+        self._id_prefix = secrets.token_hex(2)
+        self._message_counter = itertools.count(1)
+        self._numeric_ids = itertools.count(FIRST_ID)
+        self.reset()
+
+    def reset(self) -> None:
+        self.channels = {name: ChannelStats() for name in self._names}
+        self.unrouted = 0
+        self.campaigns = {}
+
+    def message_id(self) -> str:
+        return f"{self._id_prefix}{next(self._message_counter):09x}"
+
+    def new_id(self) -> int:
+        """A fresh campaign or sending id."""
+        return next(self._numeric_ids)
+
+    def campaign_id(self, name: str | None) -> int:
+        """The campaign of ``campaignName`` (created on first use), or a new one."""
+        if name is None:
+            return self.new_id()
+        found = self.campaigns.get(name)
+        if found is None:
+            found = self.campaigns[name] = self.new_id()
+        return found
+
+    @property
+    def total_requests(self) -> int:
+        return self.unrouted + sum(c.requests for c in self.channels.values())
+
+    def stats_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.total_requests,
+            "unrouted": self.unrouted,
+            "channels": {name: stats.as_json() for name, stats in self.channels.items()},
+        }
+
+    def messages_json(self, channel: str, limit: int) -> list[dict[str, Any]]:
+        """The last ``limit`` accepted messages of ``channel``, oldest first."""
+        newest = itertools.islice(reversed(self.channels[channel].messages), limit)
+        return [m.as_json() for m in reversed(list(newest))]

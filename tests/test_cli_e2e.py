@@ -1,0 +1,110 @@
+"""The command line and real ``bulksend worker`` processes, end to end."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.helpers import numbers, sandbox_stats
+
+BULKSEND = [sys.executable, "-m", "bulksend"]
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BULKSEND, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def workers(env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs = [
+        subprocess.Popen([*BULKSEND, "worker"], env=env, stderr=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    yield procs
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        assert p.wait(30) == 0  # SIGTERM drains and exits cleanly
+
+
+def test_send_wait_json_with_two_worker_processes(
+    env: dict[str, str], workers: list[subprocess.Popen[bytes]], sandbox_url: str, tmp_path: Path
+) -> None:
+    to = numbers(2500)
+    invalid = ["12", "abc", "34"]
+    subs = tmp_path / "subs.jsonl"
+    subs.write_text("".join(json.dumps({"name": f"n{i}"}) + "\n" for i in range(len(to) + 3)))
+    args = ["send", "sms", "--from", "TEST", "--message", "Hello {name}", "--sub-file", str(subs)]
+    for number in [*to, *invalid]:
+        args += ["--to", number]
+    done = cli(env, *args, "--wait", "--json", "--timeout", "120", timeout=180)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["state"] == "done"
+    assert status["counts"] == {
+        "total": 2503,
+        "queued": 0,
+        "sending": 0,
+        "accepted": 2500,
+        "rejected": 3,
+        "failed": 0,
+        "unknown": 0,
+        "expired": 0,
+    }
+    stats = sandbox_stats(sandbox_url)
+    assert stats["recipients"] == 2500 and stats["duplicates"] == 0
+
+    again = cli(env, "status", status["id"], "--json")
+    assert json.loads(again.stdout)["counts"] == status["counts"]
+
+    export = cli(env, "results", status["id"])
+    rows = [json.loads(line) for line in export.stdout.splitlines()]
+    assert [r["to"] for r in rows] == [*to, *invalid]
+    assert {r["status"] for r in rows[:2500]} == {"accepted"}
+    assert {(r["status"], r["code"]) for r in rows[2500:]} == {("rejected", 102)}
+
+
+@pytest.mark.parametrize(
+    ("flags", "field"),
+    [
+        (["--from", "TEST", "--to", "34666555444", "--message", " "], "message"),
+        (["--from", "WAYTOOLONGSENDER", "--to", "34666555444", "--message", "x"], "from"),
+        (["--from", "TEST", "--to", "12", "--message", "x"], "to"),
+        (["--from", "T", "--to", "34666555444", "--message", "x", "--schedule-date", "2024"],
+         "scheduleDate"),
+        (["--from", "T", "--to", "34666555444", "--message", "x", "--tags", "a"], "tags"),
+    ],
+)  # fmt: skip
+def test_invalid_sending_is_refused_with_one_line_and_nothing_enqueued(
+    env: dict[str, str], redis_url: str, flags: list[str], field: str
+) -> None:
+    result = cli(env, "send", "sms", *flags)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and field in lines[0], result.stderr
+    assert redis.Redis.from_url(redis_url).dbsize() == 0
+
+
+def test_sub_count_must_match_recipients(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    subs = tmp_path / "subs.jsonl"
+    subs.write_text('{"name": "a"}\n')
+    result = cli(env, "send", "sms", "--from", "T", "--to", "34666555444", "--to", "34666555333",
+                 "--message", "Hi {name}", "--sub-file", str(subs))  # fmt: skip
+    assert result.returncode == 2 and "sub" in result.stderr and "2 recipients" in result.stderr
+    assert redis.Redis.from_url(redis_url).dbsize() == 0
+
+
+def test_status_of_unknown_sending_is_an_error(env: dict[str, str], redis_url: str) -> None:
+    result = cli(env, "status", "nope")
+    assert result.returncode == 2 and "no sending" in result.stderr

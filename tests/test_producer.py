@@ -1,0 +1,95 @@
+"""The producer against a real redis-server: records, chunks, idempotency."""
+
+from __future__ import annotations
+
+import pytest
+from arq.jobs import Job
+
+from jobs import codec, keys
+from jobs.producer import Producer
+from jobs.results import IdempotencyConflict
+from jobs.settings import Settings
+from jobs.sms import Sms
+from tests.helpers import numbers
+
+
+def sms(to: list[str], **extra: object) -> Sms:
+    return Sms.model_validate({"to": to, "from": "TEST", "message": "Hello {name}", **extra})
+
+
+@pytest.fixture
+async def producer(settings: Settings):  # type: ignore[no-untyped-def]
+    p = await Producer.connect(settings.model_copy(update={"chunk_size": 4}))
+    yield p
+    await p.close()
+
+
+async def queued_job_ids(producer: Producer) -> list[str]:
+    raw = await producer.redis.zrange(producer.settings.queue_name, 0, -1)
+    return sorted(r.decode() for r in raw)
+
+
+async def test_chunks_have_deterministic_ids_and_all_recipients(producer: Producer) -> None:
+    to = numbers(10)
+    sending_id = await producer.submit(sms(to, sub=[{"name": str(i)} for i in range(10)]))
+    ids = await queued_job_ids(producer)
+    assert ids == sorted(keys.chunk_job_id(sending_id, n) for n in range(3))
+    # Every recipient is in exactly one chunk, with its own sub object.
+    seen = []
+    for job_id in ids:
+        info = await Job(job_id, producer.redis, _deserializer=codec.loads).info()
+        assert info is not None
+        _, entries = info.args
+        seen += [(index, to, extras["sub"]["name"]) for index, to, extras in entries]
+    assert sorted(seen) == [(i, to[i], str(i)) for i in range(10)]
+    status = await producer.status(sending_id)
+    assert status is not None
+    assert status["counts"]["total"] == 10 and status["counts"]["queued"] == 10
+    assert status["state"] == "running" and status["chunks"] == 3
+
+
+async def test_same_idempotency_key_enqueues_nothing_new(producer: Producer) -> None:
+    job = sms(numbers(6), sub=[{"name": "x"}] * 6)
+    first = await producer.submit(job, idempotency_key="order-42")
+    before = await queued_job_ids(producer)
+    second = await producer.submit(job, idempotency_key="order-42")
+    assert first == second
+    assert await queued_job_ids(producer) == before
+    status = await producer.status(first)
+    assert status is not None and status["counts"]["total"] == 6
+
+
+async def test_idempotency_key_reused_for_other_content_is_refused(producer: Producer) -> None:
+    await producer.submit(sms(numbers(2), sub=[{"name": "a"}] * 2), idempotency_key="k")
+    with pytest.raises(IdempotencyConflict):
+        await producer.submit(sms(numbers(3), sub=[{"name": "a"}] * 3), idempotency_key="k")
+
+
+async def test_invalid_recipients_are_recorded_rejected_102_and_not_enqueued(
+    producer: Producer,
+) -> None:
+    to = ["34666555444", "12", "abc", "34666555333"]
+    sending_id = await producer.submit(sms(to, sub=[{"name": n} for n in "abcd"]))
+    results = [r async for r in producer.store.iter_results(sending_id)]
+    assert [(r["to"], r["status"], r.get("code")) for r in results] == [
+        ("34666555444", "queued", None),
+        ("12", "rejected", 102),
+        ("abc", "rejected", 102),
+        ("34666555333", "queued", None),
+    ]
+    status = await producer.status(sending_id)
+    assert status is not None
+    assert status["counts"]["rejected"] == 2 and status["counts"]["queued"] == 2
+    info = await Job(
+        keys.chunk_job_id(sending_id, 0), producer.redis, _deserializer=codec.loads
+    ).info()
+    assert info is not None
+    assert [e[1] for e in info.args[1]] == ["34666555444", "34666555333"]
+
+
+async def test_plus_prefixed_numbers_are_sent_without_the_plus(producer: Producer) -> None:
+    sending_id = await producer.submit(sms(["+34 666 555 444"], sub=[{"name": "a"}]))
+    info = await Job(
+        keys.chunk_job_id(sending_id, 0), producer.redis, _deserializer=codec.loads
+    ).info()
+    assert info is not None and info.args[1][0][1] == "34666555444"

@@ -1,0 +1,73 @@
+"""arq wiring: the worker's settings, start-up and shut-down.
+
+Jobs are (de)serialized as JSON, never pickle. arq's own retry budget is set
+high on purpose: attempts are counted per recipient by the task itself, which
+then records ``failed``; if arq gave up first, recipients would be left pending.
+On SIGTERM the worker stops taking jobs and lets running ones finish
+(``job_completion_wait``) so in-flight calls are recorded before it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq import Worker
+from arq.connections import RedisSettings
+from arq.worker import func
+
+from jobs import codec
+from jobs.producer import CHUNK_FUNCTION
+from jobs.results import ResultStore
+from jobs.settings import Settings, get_settings
+from worker.provider import ProviderClient
+from worker.tasks import send_chunk
+
+ARQ_MAX_TRIES = 1000
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    ctx["store"] = ResultStore(ctx["redis"], ttl_seconds=settings.result_ttl_days * 86400)
+    ctx["provider"] = ProviderClient(
+        settings.provider_url,
+        settings.provider_auth,
+        timeout=settings.provider_timeout,
+        max_connections=settings.provider_max_connections,
+    )
+    ctx["call_concurrency"] = settings.provider_max_connections
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    provider: ProviderClient | None = ctx.get("provider")
+    if provider is not None:
+        await provider.aclose()
+
+
+def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
+    settings = settings or get_settings()
+    if not settings.redis_url:
+        raise ValueError("the worker needs a Redis URL")
+    options: dict[str, Any] = dict(
+        functions=[func(send_chunk, name=CHUNK_FUNCTION, max_tries=ARQ_MAX_TRIES)],
+        queue_name=settings.queue_name,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        ctx={"settings": settings},
+        max_jobs=settings.worker_max_jobs,
+        job_timeout=settings.job_timeout,
+        job_completion_wait=settings.job_timeout,
+        max_tries=ARQ_MAX_TRIES,
+        keep_result=3600,
+        poll_delay=0.05,
+        job_serializer=codec.dumps,
+        job_deserializer=codec.loads,
+    )
+    options.update(overrides)
+    return Worker(**options)
+
+
+def run(settings: Settings | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    build_worker(settings).run()

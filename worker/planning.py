@@ -1,0 +1,108 @@
+"""Turn a chunk of recipients into provider calls, before any money is spent.
+
+For SMS the cost of a recipient depends on its own rendered text: one name
+that needs UCS-2 must not make the whole batch pay UCS-2 prices. So each
+recipient's text is rendered and analyzed, and recipients are grouped by
+(encoding, parts); each group becomes one call that declares exactly that
+encoding and part count. A text the provider would refuse (too many parts,
+characters its declared encoding cannot carry) is rejected here with the code
+the provider would give, and never sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobs import gsm
+from jobs.templating import OTP_CODE, UNSUB_STAND_IN, UNSUB_URL, TemplateError, render
+
+# Stand-ins for placeholders the provider fills in, at their real lengths.
+FIXED_PLACEHOLDERS = {UNSUB_URL: UNSUB_STAND_IN, OTP_CODE: "0000"}
+
+MAX_PARTS = {"sms": gsm.MAX_PARTS_SMS, "landing": gsm.MAX_PARTS_LANDING}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One recipient of a chunk: its index in the sending, address, per-recipient params."""
+
+    index: int
+    to: str
+    extras: dict[str, Any]
+
+
+@dataclass
+class Call:
+    """One provider request: the shared body plus its recipients."""
+
+    body: dict[str, Any]
+    entries: list[Entry] = field(default_factory=list)
+    encoding: str | None = None
+    parts: int | None = None
+
+    def request_body(self) -> dict[str, Any]:
+        body = dict(self.body)
+        body["to"] = [e.to for e in self.entries]
+        for name in sorted({k for e in self.entries for k in e.extras}):
+            body[name] = [e.extras.get(name) for e in self.entries]
+        if self.encoding is not None:
+            body["encoding"] = self.encoding
+            body["parts"] = self.parts
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    entry: Entry
+    code: int
+    description: str
+
+
+Plan = tuple[list[Call], list[Refusal]]
+
+
+def plan_sms(kind: str, payload: dict[str, Any], entries: list[Entry]) -> Plan:
+    requested = payload.get("encoding", "auto")
+    declared_parts = payload.get("parts")
+    limit = min(declared_parts or MAX_PARTS[kind], MAX_PARTS[kind])
+    trans = bool(payload.get("trans"))
+    base = {k: v for k, v in payload.items() if k not in ("encoding", "parts")}
+    groups: dict[tuple[str, int], Call] = {}
+    refused: list[Refusal] = []
+    for entry in entries:
+        try:
+            text = render(
+                payload["message"],
+                entry.extras.get("sub") or {},
+                fixed=FIXED_PLACEHOLDERS,
+                strict=False,
+            )
+            info = gsm.analyze(text, requested, trans=trans, max_parts=limit)
+        except gsm.SmsTextError as exc:
+            refused.append(Refusal(entry, exc.code, str(exc)))
+            continue
+        except TemplateError as exc:
+            refused.append(Refusal(entry, 422, str(exc)))
+            continue
+        key = (info.encoding, info.parts)
+        if key not in groups:
+            groups[key] = Call(base, encoding=info.encoding, parts=info.parts)
+        groups[key].entries.append(entry)
+    return list(groups.values()), refused
+
+
+def plan_single_call(kind: str, payload: dict[str, Any], entries: list[Entry]) -> Plan:
+    """Channels without per-recipient cost: the whole chunk in one call."""
+    return [Call(payload, list(entries))], []
+
+
+PLANNERS: dict[str, Callable[[str, dict[str, Any], list[Entry]], Plan]] = {
+    "sms": plan_sms,
+    "landing": plan_sms,
+}
+
+
+def plan(kind: str, payload: dict[str, Any], entries: list[Entry]) -> Plan:
+    return PLANNERS.get(kind, plan_single_call)(kind, payload, entries)
