@@ -158,6 +158,39 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_sms_info(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import gsm
+
+    try:
+        info = gsm.analyze(args.text, args.encoding, trans=args.trans)
+    except gsm.SmsTextError as exc:
+        raise CliError(f"text: {exc} (provider code {exc.code})") from None
+    except ValueError as exc:
+        raise CliError(f"encoding: {exc}") from None
+    result = {
+        "encoding": info.encoding,
+        "length": info.length,
+        "parts": info.parts,
+        "per_part": info.per_part,
+        "offending": info.offending,
+        "fits_sms": info.parts <= gsm.MAX_PARTS_SMS,
+        "fits_landing": info.parts <= gsm.MAX_PARTS_LANDING,
+    }
+    if args.json:
+        _print_json(result)
+        return 0
+    unit = "septets" if info.encoding != "utf-16" else "UTF-16 units"
+    print(
+        f"encoding {info.encoding}, {info.length} {unit}, {info.parts} part(s) "
+        f"of up to {info.per_part}"
+    )
+    if info.offending:
+        print("UCS-2 because of: " + " ".join(repr(c) for c in info.offending))
+    if info.parts > gsm.MAX_PARTS_SMS:
+        print(f"too long: needs {info.parts} parts, an SMS allows {gsm.MAX_PARTS_SMS}")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from worker.main import run
 
@@ -229,6 +262,13 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("id")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
+
+    info = sub.add_parser("sms-info", help="encoding, length and parts of one SMS text")
+    info.add_argument("text")
+    info.add_argument("--encoding", default="auto", help="auto (default), gsm, gsm-pt, utf-16")
+    info.add_argument("--trans", action="store_true", help="apply the provider's transliteration")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(handler=cmd_sms_info)
 
     results = sub.add_parser("results", help="export a sending's results as JSONL")
     results.add_argument("id")

@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from jobs import codec, keys
-from jobs.base import SendJob
+from jobs.base import InvalidJob, SendJob
 from jobs.fields import normalize_phone
 from jobs.results import Record, ResultStore, digest, now_iso
 from jobs.settings import Settings, get_settings
+from jobs.templating import TextRules
 
 CHUNK_FUNCTION = "send_chunk"
 NO_VALID_RECIPIENT = {"code": 102, "description": "No valid recipients"}
@@ -52,6 +53,11 @@ class Producer:
         self.settings = settings or get_settings()
         self.redis = redis
         self.store = ResultStore(redis, ttl_seconds=self.settings.result_ttl_days * 86400)
+        self.text_rules = TextRules(
+            self.settings.short_link_length,
+            self.settings.otp_code_length,
+            self.settings.allow_unknown_variables,
+        )
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> Producer:
@@ -71,6 +77,12 @@ class Producer:
 
     async def submit(self, job: SendJob, idempotency_key: str | None = None) -> str:
         """Record and enqueue ``job``; returns its sending id."""
+        check_text = getattr(job, "check_text", None)
+        if check_text is not None:
+            try:
+                check_text(self.text_rules)
+            except ValueError as exc:
+                raise InvalidJob(f"invalid {job.kind} sending: {exc}") from None
         sending_id = sending_id_for(idempotency_key)
         spec = {"kind": job.kind, "endpoint": job.endpoint, "payload": job.api_payload()}
         full = job.model_dump(by_alias=True, mode="json", exclude_none=True)

@@ -41,6 +41,17 @@ class Settings(BaseSettings):
     # --- producer -----------------------------------------------------------
     chunk_size: int = Field(1000, ge=1, le=10_000, description="Recipients per chunk job")
 
+    # --- SMS text ------------------------------------------------------------
+    short_link_length: int = Field(
+        21, ge=16, description="Length of the provider's short links ({url|shorten}, {UNSUB_URL})"
+    )
+    otp_code_length: int = Field(
+        4, ge=3, le=10, description="{OTP_CODE} length when otpConfig gives none"
+    )
+    allow_unknown_variables: bool = Field(
+        False, description="Let {var} without a value through (the contact's fields may fill it)"
+    )
+
     # --- worker ---------------------------------------------------------------
     worker_max_jobs: int = Field(10, ge=1, description="Chunk jobs one worker runs at once")
     job_timeout: int = Field(120, ge=5, description="Seconds before arq considers a job dead")

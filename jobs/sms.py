@@ -4,11 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
 
+from jobs import gsm
 from jobs.base import SendJob, check_api_date
 from jobs.fields import is_hhmm, normalize_phone, sender_problem
 from jobs.gsm import MAX_PARTS_SMS
+from jobs.templating import (
+    TemplateError,
+    TextRules,
+    check_template,
+    missing_variables,
+    render,
+    stand_ins,
+    variables,
+)
 
 SubValue = str | int | float | bool | None
 
@@ -32,6 +50,21 @@ class AvailableTime(BaseModel):
         return self
 
 
+class OtpConfig(BaseModel):
+    """``otpConfig``: how the provider generates ``{OTP_CODE}`` (ranges from the doc)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    alpha: bool | None = None
+    length: Annotated[int, Field(ge=3, le=10)] | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=10)] | None = None
+    max_seconds_validity: Annotated[int, Field(ge=30, le=600)] | None = None
+    app_id: str | None = None
+    reject_if_pending_code: bool | None = None
+
+
 class Sms(SendJob):
     kind: ClassVar[str] = "sms"
     endpoint: ClassVar[str] = "/api/rest/sms"
@@ -52,6 +85,11 @@ class Sms(SendJob):
     flash: bool | None = None
     split_parts: bool | None = None
     available_times: list[AvailableTime] | None = None
+    otp_config: OtpConfig | None = None
+
+    @field_serializer("trans")
+    def _trans_as_int(self, value: bool) -> int:
+        return int(value)  # the API documents 1 and 0
 
     @field_validator("message")
     @classmethod
@@ -98,6 +136,39 @@ class Sms(SendJob):
         if not any(normalize_phone(number) for number in self.to):
             raise ValueError("to: no valid recipients (provider code 102)")
         return self
+
+    def check_text(self, rules: TextRules) -> None:
+        """Refuse, before anything is queued, a text that cannot be sent as written.
+
+        Unknown filters and (unless ``rules.allow_unknown``) variables a
+        recipient has no value for; and, when the text has no variables, a
+        text every recipient would be refused for (too many parts: 105, or
+        characters the requested encoding cannot carry: 113).
+        """
+        try:
+            check_template(self.message)
+        except TemplateError as exc:
+            raise ValueError(f"message: {exc}") from None
+        otp_length = (self.otp_config and self.otp_config.length) or rules.otp_length
+        fixed = stand_ins(rules.short_link_length, otp_length)
+        if not rules.allow_unknown:
+            subs = self.sub if self.sub is not None else [{}] * len(self.to)
+            for i, values in enumerate(subs):
+                missing = missing_variables(self.message, values, fixed)
+                if missing:
+                    raise ValueError(
+                        f"sub.{i}: no value for {{{missing[0]}}} used in message "
+                        "(BULKSEND_ALLOW_UNKNOWN_VARIABLES=true lets contact fields fill it)"
+                    )
+        if any(name not in fixed for name, _ in variables(self.message)):
+            return  # per-recipient texts: checked one by one by the worker
+        text = render(self.message, {}, fixed=fixed)
+        try:
+            gsm.analyze(
+                text, self.encoding, trans=self.trans, max_parts=self.parts or self.max_parts
+            )
+        except gsm.SmsTextError as exc:
+            raise ValueError(f"message: {exc} (provider code {exc.code})") from None
 
     def recipient_extras(self, index: int) -> dict[str, Any]:
         """The per-recipient parameters of recipient ``index``."""

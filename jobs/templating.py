@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 # {name} or {name|filter}; names are letters, digits and underscores.
@@ -18,8 +19,17 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([A-Za-z]+))?\}")
 UNSUB_URL = "UNSUB_URL"
 OTP_CODE = "OTP_CODE"
 SHORT_LINK_PREFIX = "https://sms.tl/"  # "{url|shorten} → https://sms.tl/xxxxxx"
-# The unsubscribe URL is a provider short link, as long as a shortened one.
-UNSUB_STAND_IN = SHORT_LINK_PREFIX + "x" * 6
+SHORT_LINK_LENGTH = len(SHORT_LINK_PREFIX) + 6
+OTP_LENGTH = 4  # "otpConfig" → length: "The default value is 4"
+
+
+@dataclass(frozen=True, slots=True)
+class TextRules:
+    """Lengths the provider gives to what it fills in (settings), and the unknown-var rule."""
+
+    short_link_length: int = SHORT_LINK_LENGTH
+    otp_length: int = OTP_LENGTH
+    allow_unknown: bool = False
 
 
 class TemplateError(ValueError):
@@ -46,16 +56,28 @@ def _capitalize(value: str) -> str:
     return value[:1].upper() + value[1:].lower()
 
 
+def short_link(length: int = SHORT_LINK_LENGTH) -> str:
+    """A stand-in provider short link of the real length (what the text is billed at)."""
+    return SHORT_LINK_PREFIX + "x" * max(length - len(SHORT_LINK_PREFIX), 1)
+
+
+def stand_ins(
+    short_link_length: int = SHORT_LINK_LENGTH, otp_length: int = OTP_LENGTH
+) -> dict[str, str]:
+    """What the provider puts in place of ``{UNSUB_URL}`` and ``{OTP_CODE}``, by length."""
+    return {UNSUB_URL: short_link(short_link_length), OTP_CODE: "0" * otp_length}
+
+
 def _shortened(length: int) -> Callable[[str], str]:
     def shorten(value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+        if not value.startswith(("http://", "https://")) or "." not in value:
             raise TemplateError(f"{value!r} is not a valid url to shorten")
-        return SHORT_LINK_PREFIX + "x" * max(length - len(SHORT_LINK_PREFIX), 1)
+        return short_link(length)
 
     return shorten
 
 
-def filters(short_link_length: int = 21) -> dict[str, Callable[[str], str]]:
+def filters(short_link_length: int = SHORT_LINK_LENGTH) -> dict[str, Callable[[str], str]]:
     """The documented filters; ``shorten`` yields a link of the provider's length."""
     return {
         "lower": str.lower,
@@ -71,8 +93,26 @@ def filters(short_link_length: int = 21) -> dict[str, Callable[[str], str]]:
 _DEFAULT_FILTERS = filters()
 
 
-def variables(template: str) -> list[str]:
-    return [m.group(1) for m in PLACEHOLDER.finditer(template)]
+def variables(template: str) -> list[tuple[str, str | None]]:
+    """The (name, filter) pairs a template uses, in order."""
+    return [(m.group(1), m.group(2)) for m in PLACEHOLDER.finditer(template)]
+
+
+def check_template(template: str) -> None:
+    """Refuse filters the provider does not document, before anything is sent."""
+    for name, filt in variables(template):
+        if filt is not None and filt not in _DEFAULT_FILTERS:
+            known = ", ".join(_DEFAULT_FILTERS)
+            raise TemplateError(f"{{{name}|{filt}}}: unknown filter (documented: {known})")
+
+
+def missing_variables(
+    template: str, values: Mapping[str, object], fixed: Mapping[str, str]
+) -> list[str]:
+    """Variables of ``template`` that neither ``values`` nor ``fixed`` fill."""
+    return [
+        name for name, _ in variables(template) if name not in fixed and values.get(name) is None
+    ]
 
 
 def render(

@@ -61,7 +61,7 @@ from urllib.parse import urlsplit
 
 from jobs.fields import is_hhmm, normalize_phone, parse_api_date, sender_problem
 from jobs.gsm import MAX_PARTS_SMS, SmsTextError, analyze, transliterate
-from jobs.templating import OTP_CODE, UNSUB_STAND_IN, UNSUB_URL, TemplateError, render
+from jobs.templating import OTP_CODE, OTP_LENGTH, UNSUB_URL, TemplateError, render, short_link
 from sandbox.errors import VALIDATION, ApiError, error_detail, validation_error
 from sandbox.state import Message, SandboxState
 
@@ -73,7 +73,6 @@ DEFAULT_ENCODING = "gsm"
 DEFAULT_PARTS = 1
 # Stand-ins for what the provider fills in itself: an unsubscribe short link as
 # long as a ``{url|shorten}`` link, and an OTP code of ``otpConfig.length``.
-OTP_DEFAULT_LENGTH = 4  # "otpConfig" → length: "The default value is 4"
 OTP_RANGES = {"length": (3, 10), "maxAttempts": (1, 10), "maxSecondsValidity": (30, 600)}
 
 _NO_VALUES: dict[str, Any] = {}
@@ -141,10 +140,10 @@ def _check_available_times(value: object) -> None:
 def _check_otp_config(value: object, fields: dict[str, str]) -> str:
     """Record problems of ``otpConfig`` in ``fields``; a stand-in OTP code it describes."""
     if value is None:
-        return "0" * OTP_DEFAULT_LENGTH
+        return "0" * OTP_LENGTH
     if not isinstance(value, dict):
         fields["otpConfig"] = "must be an object"
-        return "0" * OTP_DEFAULT_LENGTH
+        return "0" * OTP_LENGTH
     for name, (low, high) in OTP_RANGES.items():
         if name in value and not (_is_int(value[name]) and low <= value[name] <= high):
             fields[f"otpConfig.{name}"] = f"must be an integer from {low} to {high}"
@@ -153,9 +152,9 @@ def _check_otp_config(value: object, fields: dict[str, str]) -> str:
             fields[f"otpConfig.{name}"] = "must be a boolean"
     if "appId" in value and not isinstance(value["appId"], str):
         fields["otpConfig.appId"] = "must be a string"
-    length: int = OTP_DEFAULT_LENGTH
+    length: int = OTP_LENGTH
     if "otpConfig.length" not in fields:
-        length = value.get("length", OTP_DEFAULT_LENGTH)
+        length = value.get("length", OTP_LENGTH)
     return ("A" if value.get("alpha") is True else "0") * length
 
 
@@ -251,7 +250,7 @@ def handle(body: dict[str, Any], state: SandboxState) -> tuple[int, dict[str, An
     if fields:
         raise validation_error(fields)
 
-    fixed = {UNSUB_URL: UNSUB_STAND_IN, OTP_CODE: otp_code}
+    fixed = {UNSUB_URL: short_link(), OTP_CODE: otp_code}
     templated = "{" in message
 
     stats = state.channels[NAME]

@@ -108,3 +108,18 @@ def test_sub_count_must_match_recipients(
 def test_status_of_unknown_sending_is_an_error(env: dict[str, str], redis_url: str) -> None:
     result = cli(env, "status", "nope")
     assert result.returncode == 2 and "no sending" in result.stderr
+
+
+def test_sms_info_json(env: dict[str, str]) -> None:
+    result = cli(env, "sms-info", "Hola José ✓" + "a" * 70, "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert {k: info[k] for k in ("encoding", "length", "parts", "per_part", "offending")} == {
+        "encoding": "utf-16",
+        "length": 81,
+        "parts": 2,
+        "per_part": 67,
+        "offending": ["✓"],
+    }
+    bad = cli(env, "sms-info", "😀", "--encoding", "gsm")
+    assert bad.returncode == 2 and "113" in bad.stderr and "😀" in bad.stderr

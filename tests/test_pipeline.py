@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from jobs import keys
@@ -88,3 +89,38 @@ async def test_wrong_credentials_never_lose_recipients(
     results = [r async for r in producer.store.iter_results(sending_id)]
     assert {(r["code"], r["attempts"]) for r in results} == {(103, 2)}
     assert sandbox_stats(sandbox_url)["recipients"] == 0
+
+
+async def test_grouping_by_encoding_and_parts_per_recipient(
+    producer: Producer, settings: Settings, sandbox_url: str
+) -> None:
+    names = ["ana"] * 40
+    names[3] = "Ωmega"  # GSM basic (Greek capital): still GSM
+    names[5] = "Zoë"  # ë is not GSM: this recipient alone goes UCS-2
+    names[9] = "x" * 200  # makes a 2-part GSM text
+    names[11] = "😀" * 600  # 1200+ UTF-16 units: more than 15 parts → 105, never sent
+    job = Sms.model_validate(
+        {
+            "to": numbers(40),
+            "from": "TEST",
+            "message": "Hello {name|capitalize}",
+            "sub": [{"name": n} for n in names],
+        }
+    )
+    sending_id = await producer.submit(job)
+    await drain(settings)
+    results = {r["index"]: r async for r in producer.store.iter_results(sending_id)}
+    assert (results[0]["encoding"], results[0]["parts"]) == ("gsm", 1)
+    assert (results[3]["encoding"], results[3]["parts"]) == ("gsm", 1)
+    assert (results[5]["encoding"], results[5]["parts"]) == ("utf-16", 1)
+    assert (results[9]["encoding"], results[9]["parts"]) == ("gsm", 2)
+    assert (results[11]["status"], results[11]["code"]) == ("rejected", 105)
+    assert "needs 19 parts" in results[11]["description"]
+    assert sum(r["status"] == "accepted" for r in results.values()) == 39
+    stats = sandbox_stats(sandbox_url)
+    assert stats["requests"] == 3  # (gsm,1) (utf-16,1) (gsm,2)
+    sent = httpx.get(f"{sandbox_url}/_sandbox/messages", params={"channel": "sms"}).json()
+    by_to = {m["to"]: m for m in sent["messages"]}
+    assert by_to[numbers(40)[5]]["text"] == "Hello Zoë"
+    assert by_to[numbers(40)[5]]["encoding"] == "utf-16"
+    assert by_to[numbers(40)[0]]["encoding"] == "gsm"

@@ -20,6 +20,7 @@ from jobs import codec
 from jobs.producer import CHUNK_FUNCTION
 from jobs.results import ResultStore
 from jobs.settings import Settings, get_settings
+from jobs.templating import TextRules
 from worker.provider import ProviderClient
 from worker.tasks import send_chunk
 
@@ -36,6 +37,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         max_connections=settings.provider_max_connections,
     )
     ctx["call_concurrency"] = settings.provider_max_connections
+    ctx["text_rules"] = TextRules(settings.short_link_length, settings.otp_code_length)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

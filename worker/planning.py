@@ -16,10 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs import gsm
-from jobs.templating import OTP_CODE, UNSUB_STAND_IN, UNSUB_URL, TemplateError, render
-
-# Stand-ins for placeholders the provider fills in, at their real lengths.
-FIXED_PLACEHOLDERS = {UNSUB_URL: UNSUB_STAND_IN, OTP_CODE: "0000"}
+from jobs.templating import TemplateError, TextRules, filters, render, stand_ins
 
 MAX_PARTS = {"sms": gsm.MAX_PARTS_SMS, "landing": gsm.MAX_PARTS_LANDING}
 
@@ -63,7 +60,10 @@ class Refusal:
 Plan = tuple[list[Call], list[Refusal]]
 
 
-def plan_sms(kind: str, payload: dict[str, Any], entries: list[Entry]) -> Plan:
+def plan_sms(kind: str, payload: dict[str, Any], entries: list[Entry], rules: TextRules) -> Plan:
+    otp_length = (payload.get("otpConfig") or {}).get("length") or rules.otp_length
+    fixed = stand_ins(rules.short_link_length, otp_length)
+    filter_table = filters(rules.short_link_length)
     requested = payload.get("encoding", "auto")
     declared_parts = payload.get("parts")
     limit = min(declared_parts or MAX_PARTS[kind], MAX_PARTS[kind])
@@ -76,8 +76,9 @@ def plan_sms(kind: str, payload: dict[str, Any], entries: list[Entry]) -> Plan:
             text = render(
                 payload["message"],
                 entry.extras.get("sub") or {},
-                fixed=FIXED_PLACEHOLDERS,
+                fixed=fixed,
                 strict=False,
+                filter_table=filter_table,
             )
             info = gsm.analyze(text, requested, trans=trans, max_parts=limit)
         except gsm.SmsTextError as exc:
@@ -93,16 +94,20 @@ def plan_sms(kind: str, payload: dict[str, Any], entries: list[Entry]) -> Plan:
     return list(groups.values()), refused
 
 
-def plan_single_call(kind: str, payload: dict[str, Any], entries: list[Entry]) -> Plan:
+def plan_single_call(
+    kind: str, payload: dict[str, Any], entries: list[Entry], rules: TextRules
+) -> Plan:
     """Channels without per-recipient cost: the whole chunk in one call."""
     return [Call(payload, list(entries))], []
 
 
-PLANNERS: dict[str, Callable[[str, dict[str, Any], list[Entry]], Plan]] = {
+PLANNERS: dict[str, Callable[[str, dict[str, Any], list[Entry], TextRules], Plan]] = {
     "sms": plan_sms,
     "landing": plan_sms,
 }
 
 
-def plan(kind: str, payload: dict[str, Any], entries: list[Entry]) -> Plan:
-    return PLANNERS.get(kind, plan_single_call)(kind, payload, entries)
+def plan(
+    kind: str, payload: dict[str, Any], entries: list[Entry], rules: TextRules | None = None
+) -> Plan:
+    return PLANNERS.get(kind, plan_single_call)(kind, payload, entries, rules or TextRules())

@@ -143,7 +143,7 @@ async def send_chunk(
             pending.append(entry)
     await store.record(sending_id, leftovers)
 
-    calls, refusals = plan(spec["kind"], spec["payload"], pending)
+    calls, refusals = plan(spec["kind"], spec["payload"], pending, ctx["text_rules"])
     await store.record(
         sending_id,
         [

@@ -1,0 +1,167 @@
+"""The SMS text engine at every boundary of 3GPP TS 23.038 and the provider's tables."""
+
+from __future__ import annotations
+
+import gsm0338  # noqa: F401 - registers the independent "gsm03.38" codec used as an oracle
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jobs import gsm
+from jobs.charsets import GSM_BASIC, GSM_EXTENSION, GSM_PT_BASIC, GSM_PT_EXTENSION
+
+CYR = "ж"  # one UCS-2 unit, not in GSM
+EMOJI = "😀"  # outside the BMP: two UTF-16 units
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "length", "parts", "per_part"),
+    [
+        ("", "gsm", 0, 1, 160),
+        ("a", "gsm", 1, 1, 160),
+        ("a" * 160, "gsm", 160, 1, 160),
+        ("a" * 161, "gsm", 161, 2, 153),
+        ("a" * 306, "gsm", 306, 2, 153),
+        ("a" * 307, "gsm", 307, 3, 153),
+        ("€" * 80, "gsm", 160, 1, 160),  # extension characters cost two septets
+        ("€" * 80 + "a", "gsm", 161, 2, 153),
+        (CYR * 70, "utf-16", 70, 1, 70),
+        (CYR * 71, "utf-16", 71, 2, 67),
+        (CYR * 134, "utf-16", 134, 2, 67),
+        (CYR * 135, "utf-16", 135, 3, 67),
+        (EMOJI * 35, "utf-16", 70, 1, 70),
+        ("a" * 153 * 15, "gsm", 2295, 15, 153),
+    ],
+)
+def test_boundaries(text: str, encoding: str, length: int, parts: int, per_part: int) -> None:
+    info = gsm.analyze(text)
+    assert (info.encoding, info.length, info.parts, info.per_part) == (
+        encoding,
+        length,
+        parts,
+        per_part,
+    )
+    assert len(gsm.split(text)) == parts
+
+
+def test_escape_pair_at_septet_153_moves_to_the_next_part() -> None:
+    text = "a" * 152 + "€" + "b" * 20  # '€' would occupy septets 153-154
+    first, second = gsm.split(text)
+    assert first == "a" * 152  # a part may carry 152 septets
+    assert second == "€" + "b" * 20
+    assert gsm.analyze(text).parts == 2
+
+
+def test_extension_char_exactly_filling_153_stays() -> None:
+    text = "a" * 151 + "€" + "b" * 20  # '€' at septets 152-153: fits
+    assert gsm.split(text)[0] == "a" * 151 + "€"
+
+
+def test_emoji_across_the_67_unit_boundary_is_never_split() -> None:
+    text = CYR * 66 + EMOJI + CYR * 10  # the emoji would take units 67-68
+    parts = gsm.split(text)
+    assert parts == [CYR * 66, EMOJI + CYR * 10]
+    assert gsm.analyze(text) == gsm.SmsInfo("utf-16", 78, 2, 67, [CYR, EMOJI])
+
+
+def test_every_basic_character_costs_one_septet_and_extension_two() -> None:
+    for ch in GSM_BASIC:
+        assert gsm.analyze(ch).length == 1, ch
+        assert gsm.analyze(ch).encoding == "gsm"
+    for ch in GSM_EXTENSION:
+        assert gsm.analyze(ch).length == 2, ch
+    assert len(GSM_BASIC) == 127  # 128 cells less the escape
+    assert set("^{}\\[~]|€\f") == GSM_EXTENSION
+
+
+def test_tables_agree_with_the_independent_gsm0338_codec() -> None:
+    for ch in GSM_BASIC | GSM_EXTENSION:
+        assert len(ch.encode("gsm03.38")) == gsm.analyze(ch, "gsm").length
+
+
+def test_auto_lists_offending_characters_in_order_without_repeats() -> None:
+    info = gsm.analyze("canção ✓ canção 😀")
+    assert info.encoding == "utf-16"
+    assert info.offending == ["ç", "ã", "✓", "😀"]
+
+
+def test_explicit_gsm_with_unencodable_characters_is_code_113() -> None:
+    with pytest.raises(gsm.UnencodableError) as err:
+        gsm.analyze("hi 😀 ✓", "gsm")
+    assert err.value.code == 113 and err.value.offending == ["😀", "✓"]
+
+
+def test_gsm_pt_national_tables() -> None:
+    info = gsm.analyze("ação Ú", "gsm-pt")  # ç ã basic in GSM-PT; Ú basic (0x5D)
+    assert (info.encoding, info.length) == ("gsm-pt", 6)
+    assert gsm.analyze("Ω", "gsm-pt").length == 2  # Greek moved to the extension table
+    assert gsm.analyze("∞`", "gsm-pt").length == 2
+    with pytest.raises(gsm.UnencodableError):
+        gsm.analyze("Ñ", "gsm-pt")  # a GSM character that GSM-PT replaced
+    assert GSM_PT_BASIC.isdisjoint(GSM_PT_EXTENSION)
+    assert gsm.analyze("ação").encoding == "utf-16"  # auto never picks gsm-pt
+
+
+@pytest.mark.parametrize(
+    ("text", "sent"),
+    [
+        ("canção", "canÇao"),
+        ("ÁÍÓÚ áíóú ÀÈÌÒÙ", "AIOU aiou AEIOU"),
+        ("1º 2ª", "1 2"),
+        ("Õõ âêîôû ÂÊÎÔÛ ãÃ", "Oo aeiou AEIOU aA"),
+    ],
+)
+def test_transliteration_table(text: str, sent: str) -> None:
+    assert gsm.transliterate(text) == sent
+    info = gsm.analyze(text, trans=True)
+    assert info.encoding == "gsm" and info.length == len(sent)
+
+
+def test_part_limits_name_the_parts_needed() -> None:
+    with pytest.raises(gsm.TooManyPartsError, match="needs 16 parts, at most 15") as err:
+        gsm.analyze("a" * (153 * 15 + 1), max_parts=gsm.MAX_PARTS_SMS)
+    assert err.value.code == 105
+    with pytest.raises(gsm.TooManyPartsError, match="needs 9 parts, at most 8"):
+        gsm.analyze("a" * (153 * 8 + 1), max_parts=gsm.MAX_PARTS_LANDING)
+    assert gsm.analyze("a" * 153 * 8, max_parts=gsm.MAX_PARTS_LANDING).parts == 8
+
+
+def test_unknown_encoding_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="encoding must be one of"):
+        gsm.analyze("x", "latin-1")
+
+
+gsm_text = st.text(alphabet=sorted(GSM_BASIC | GSM_EXTENSION), max_size=700)
+any_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(sorted(GSM_BASIC | GSM_EXTENSION)),
+        st.characters(codec="utf-8", exclude_categories=("Cs",)),
+    ),
+    max_size=400,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_text)
+def test_split_rejoins_and_respects_capacity(text: str) -> None:
+    info = gsm.analyze(text)
+    parts = gsm.split(text)
+    assert "".join(parts) == text
+    assert info.parts == len(parts)
+    for part in parts:
+        assert gsm.analyze(part, info.encoding).length <= info.per_part
+
+
+@settings(max_examples=300, deadline=None)
+@given(gsm_text)
+def test_gsm_length_matches_the_codec(text: str) -> None:
+    info = gsm.analyze(text)
+    assert info.encoding == "gsm"
+    assert info.length == len(text.encode("gsm03.38"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(any_text)
+def test_utf16_length_is_code_units(text: str) -> None:
+    info = gsm.analyze(text, "utf-16")
+    assert info.length == len(text.encode("utf-16-le")) // 2
