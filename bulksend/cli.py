@@ -16,10 +16,15 @@ from typing import Any
 
 import orjson
 
-from jobs.base import InvalidJob, build
+from bulksend.flags import FlagError, add_model_flags, model_data
+from jobs.base import InvalidJob, SendJob, build
+from jobs.email import Email
+from jobs.landing import LandingSms
 from jobs.results import IdempotencyConflict
 from jobs.settings import Settings, get_settings
 from jobs.sms import Sms
+from jobs.voice import Voice, VoiceAudio
+from jobs.whatsapp import WhatsApp
 
 
 class CliError(Exception):
@@ -51,63 +56,37 @@ def _with_producer(settings: Settings, action: Callable[[Any], Awaitable[Any]]) 
     return asyncio.run(run())
 
 
-def _read_jsonl(path: str, what: str) -> list[dict[str, Any]]:
-    rows = []
+CHANNELS: dict[str, tuple[type[SendJob], str]] = {
+    "sms": (Sms, "SMS (POST /api/rest/sms)"),
+    "email": (Email, "email with attachments (POST /api/rest/mailing)"),
+    "voice": (Voice, "text-to-speech call (POST /api/rest/voice)"),
+    "voice-audio": (VoiceAudio, "call playing an audio file (POST /api/rest/voiceAudio)"),
+    "landing": (LandingSms, "SMS with a landing page (POST /api/rest/landingsms)"),
+    "whatsapp": (WhatsApp, "WhatsApp template (POST /api/rest/whatsapp)"),
+}
+
+
+def send_job(args: argparse.Namespace) -> SendJob:
+    """The job described by ``send CHANNEL`` flags, validated by its model."""
+    model = CHANNELS[args.channel][0]
     try:
-        with open(path, "rb") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise CliError(f"{what}: {path} line {n}: not JSON ({exc})") from None
-                if not isinstance(row, dict):
-                    raise CliError(f"{what}: {path} line {n}: must be a JSON object")
-                rows.append(row)
+        data = model_data(args, model)
+        if getattr(args, "attach", None):
+            from jobs.email import Attachment
+
+            files = [Attachment.from_path(path) for path in args.attach]
+            data["attachments"] = [*data.get("attachments", []), *files]
+    except FlagError as exc:
+        raise CliError(str(exc)) from None
     except OSError as exc:
-        raise CliError(f"{what}: cannot read {path}: {exc.strerror}") from None
-    return rows
-
-
-def _json_arg(value: str | None, what: str) -> Any:
-    if value is None:
-        return None
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        raise CliError(f"{what}: not valid JSON: {value!r}") from None
-
-
-def sms_job(args: argparse.Namespace) -> Sms:
-    data: dict[str, Any] = {
-        "to": args.to or [],
-        "from": args.sender,
-        "message": args.message,
-        "encoding": args.encoding,
-        "parts": args.parts,
-        "trans": args.trans,
-        "scheduleDate": args.schedule_date,
-        "expirationDate": args.expiration_date,
-        "campaignName": args.campaign_name,
-        "tags": args.tags,
-        "certified": args.certified,
-        "flash": args.flash,
-        "splitParts": args.split_parts,
-        "availableTimes": _json_arg(args.available_times, "availableTimes"),
-    }
-    if args.sub_file:
-        data["sub"] = _read_jsonl(args.sub_file, "sub")
-    if args.notification_url:
-        urls = args.notification_url
-        data["notificationUrl"] = urls[0] if len(urls) == 1 else urls
-    job = build(Sms, {k: v for k, v in data.items() if v is not None})
-    assert isinstance(job, Sms)
-    return job
+        raise CliError(f"attach: cannot read {exc.filename}: {exc.strerror}") from None
+    except ValueError as exc:  # an attachment that is too big
+        raise CliError(f"attach: {exc}") from None
+    return build(model, data)
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
-    job = sms_job(args)
+    job = send_job(args)
     with _redis(settings) as live:
 
         async def submit(producer: Any) -> Any:
@@ -212,25 +191,6 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, recipients=args.recipients, workers=args.workers)
 
 
-def _add_sms_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="sender", required=True, help="sender (from)")
-    p.add_argument("--to", action="append", help="recipient; repeat for more")
-    p.add_argument("--message", required=True, help="text, with {var} placeholders")
-    p.add_argument("--sub-file", help="JSONL: one sub object per recipient, in --to order")
-    p.add_argument("--encoding", default="auto", help="auto (default), gsm, gsm-pt, utf-16")
-    p.add_argument("--parts", type=int, help="maximum parts (default: as many as needed)")
-    p.add_argument("--trans", action="store_true", help="apply the provider's transliteration")
-    p.add_argument("--schedule-date", help="YYYYmmddHHiiss, UTC")
-    p.add_argument("--expiration-date", help="YYYYmmddHHiiss, UTC")
-    p.add_argument("--campaign-name")
-    p.add_argument("--tags", action="append", help="campaign tag; repeat for more")
-    p.add_argument("--notification-url", action="append", help="one, or one per recipient")
-    p.add_argument("--certified", action="store_true", default=None)
-    p.add_argument("--flash", action="store_true", default=None)
-    p.add_argument("--split-parts", action="store_true", default=None)
-    p.add_argument("--available-times", help='JSON, e.g. [{"day":1,"from":"09:00","to":"21:00"}]')
-
-
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="bulksend", description=__doc__.splitlines()[0])
     sub = root.add_subparsers(dest="command", required=True)
@@ -249,9 +209,11 @@ def parser() -> argparse.ArgumentParser:
 
     send = sub.add_parser("send", help="enqueue a sending")
     channels = send.add_subparsers(dest="channel", required=True)
-    sms = channels.add_parser("sms", help="SMS (POST /api/rest/sms)")
-    _add_sms_flags(sms)
-    for p in (sms,):
+    for channel, (model, help_text) in CHANNELS.items():
+        p = channels.add_parser(channel, help=help_text)
+        add_model_flags(p, model)
+        if channel == "email":
+            p.add_argument("--attach", action="append", metavar="PATH", help="file to attach")
         p.add_argument("--idempotency-key", help="same key, same sending: enqueued once")
         p.add_argument("--wait", action="store_true", help="wait until the sending is final")
         p.add_argument("--timeout", type=float, help="with --wait: give up after N seconds")

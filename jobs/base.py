@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from jobs.fields import parse_api_date
 
@@ -50,6 +50,19 @@ class SendJob(BaseModel):
         if self.tags is not None and not self.campaign_name:
             raise ValueError("tags: campaignName is required when tags are given")
         return self
+
+    def recipients(self) -> list[str]:
+        """Each recipient's address as given (``to``, unless a channel says otherwise)."""
+        return list(getattr(self, "to"))  # noqa: B009 - every channel but one has `to`
+
+    def recipient_extras(self, index: int) -> dict[str, Any]:
+        """The per-recipient parameters of recipient ``index`` (API names)."""
+        extras = {}
+        for name in self.per_recipient:
+            value = getattr(self, to_snake(name), None)
+            if isinstance(value, list):
+                extras[name] = value[index]
+        return extras
 
     def api_payload(self) -> dict[str, Any]:
         """The JSON body for the provider, without recipients or per-recipient fields."""

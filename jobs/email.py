@@ -278,7 +278,3 @@ class Email(SendJob):
         if not any(normalize_email(address) for address in self.to):
             raise ValueError("to: no valid recipients (provider code 102)")
         return self
-
-    def recipient_extras(self, index: int) -> dict[str, Any]:
-        """The per-recipient parameters of recipient ``index``."""
-        return {} if self.sub is None else {"sub": self.sub[index]}

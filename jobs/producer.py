@@ -20,6 +20,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from jobs import codec, keys
 from jobs.base import InvalidJob, SendJob
+from jobs.email import normalize_email
 from jobs.fields import normalize_phone
 from jobs.results import Record, ResultStore, digest, now_iso
 from jobs.settings import Settings, get_settings
@@ -39,11 +40,7 @@ def sending_id_for(idempotency_key: str | None) -> str:
 
 def normalize_recipient(kind: str, raw: str) -> str | None:
     """The recipient as the provider wants it, or None when the provider would say 102."""
-    if kind in ("email",):
-        from jobs.email import normalize_email
-
-        return normalize_email(raw)
-    return normalize_phone(raw)
+    return normalize_email(raw) if kind == "email" else normalize_phone(raw)
 
 
 class Producer:
@@ -88,9 +85,13 @@ class Producer:
         full = job.model_dump(by_alias=True, mode="json", exclude_none=True)
         await self.store.create_sending(sending_id, job.kind, spec, digest(full))
 
-        recipients: list[str] = getattr(job, "to")  # noqa: B009 - every send job has `to`
-        extras = getattr(job, "recipient_extras", None)
+        recipients = job.recipients()
         size = self.settings.chunk_size
+        if len(recipients) > size and (getattr(job, "cc", None) or getattr(job, "bcc", None)):
+            raise InvalidJob(
+                f"invalid {job.kind} sending: cc/bcc: with more than {size} recipients "
+                "(BULKSEND_CHUNK_SIZE) they would be copied once per provider call"
+            )
         chunks = 0
         for start in range(0, len(recipients), size):
             records: list[tuple[int, Record]] = []
@@ -104,7 +105,7 @@ class Producer:
                     record.update(status="rejected", **NO_VALID_RECIPIENT, updated_at=stamp)
                 else:
                     record["status"] = "queued"
-                    entries.append([index, normalized, extras(index) if extras else {}])
+                    entries.append([index, normalized, job.recipient_extras(index)])
                 records.append((index, record))
             await self.store.add_recipients(sending_id, records)
             if entries:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -169,12 +169,3 @@ class Sms(SendJob):
             )
         except gsm.SmsTextError as exc:
             raise ValueError(f"message: {exc} (provider code {exc.code})") from None
-
-    def recipient_extras(self, index: int) -> dict[str, Any]:
-        """The per-recipient parameters of recipient ``index``."""
-        extras: dict[str, Any] = {}
-        if self.sub is not None:
-            extras["sub"] = self.sub[index]
-        if isinstance(self.notification_url, list):
-            extras["notificationUrl"] = self.notification_url[index]
-        return extras

@@ -18,6 +18,7 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([A-Za-z]+))?\}")
 # Placeholders the provider fills in itself, and the length it gives them.
 UNSUB_URL = "UNSUB_URL"
 OTP_CODE = "OTP_CODE"
+LAND_URL = "LAND_URL"  # landing SMS: the link to the landing page (a short link)
 SHORT_LINK_PREFIX = "https://sms.tl/"  # "{url|shorten} → https://sms.tl/xxxxxx"
 SHORT_LINK_LENGTH = len(SHORT_LINK_PREFIX) + 6
 OTP_LENGTH = 4  # "otpConfig" → length: "The default value is 4"
@@ -64,8 +65,9 @@ def short_link(length: int = SHORT_LINK_LENGTH) -> str:
 def stand_ins(
     short_link_length: int = SHORT_LINK_LENGTH, otp_length: int = OTP_LENGTH
 ) -> dict[str, str]:
-    """What the provider puts in place of ``{UNSUB_URL}`` and ``{OTP_CODE}``, by length."""
-    return {UNSUB_URL: short_link(short_link_length), OTP_CODE: "0" * otp_length}
+    """What the provider puts in place of its own placeholders, at their real length."""
+    link = short_link(short_link_length)
+    return {UNSUB_URL: link, LAND_URL: link, OTP_CODE: "0" * otp_length}
 
 
 def _shortened(length: int) -> Callable[[str], str]:

@@ -45,8 +45,8 @@ AUDIO_EXTENSIONS = frozenset({".mp3"})
 
 # callers: {"ES": "6123456789", ...} — an ISO 3166-1 alpha-2 country code to a
 # caller number of digits (the same digit limit as an SMS numeric sender).
-_COUNTRY = re.compile(r"[A-Z]{2}")
-_CALLER = re.compile(r"[0-9]{1,15}")
+COUNTRY_CODE = re.compile(r"[A-Z]{2}")
+CALLER_NUMBER = re.compile(r"[0-9]{1,15}")
 
 
 class CallJob(SendJob):
@@ -63,11 +63,11 @@ class CallJob(SendJob):
     @classmethod
     def _callers_valid(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         for country, caller in (value or {}).items():
-            if not _COUNTRY.fullmatch(country):
+            if not COUNTRY_CODE.fullmatch(country):
                 raise ValueError(
                     f"{country!r} is not a two-letter country code like 'ES' (provider code 132)"
                 )
-            if not _CALLER.fullmatch(caller):
+            if not CALLER_NUMBER.fullmatch(caller):
                 raise ValueError(
                     f"{country}: {caller!r} is not a caller number of at most 15 digits"
                     " (provider code 132)"
@@ -147,10 +147,6 @@ class Voice(CallJob):
             raise ValueError(f"sub: has {len(self.sub)} objects for {n} recipients; needs one each")
         return self
 
-    def recipient_extras(self, index: int) -> dict[str, Any]:
-        """The per-recipient parameters of recipient ``index``."""
-        return {} if self.sub is None else {"sub": self.sub[index]}
-
 
 class VoiceAudio(CallJob):
     kind: ClassVar[str] = "voice-audio"
@@ -176,7 +172,3 @@ class VoiceAudio(CallJob):
                 f"{value!r} is not a supported audio file ({allowed}) (provider code 134)"
             )
         return value
-
-    def recipient_extras(self, index: int) -> dict[str, Any]:
-        """No per-recipient parameters: every recipient hears the same file."""
-        return {}

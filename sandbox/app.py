@@ -2,7 +2,12 @@
 
 Provider API (``messaging-api.txt``)::
 
-    POST /api/rest/sms        sandbox.sms (one module per channel)
+    POST /api/rest/sms          sandbox.sms (one module per channel)
+    POST /api/rest/mailing      sandbox.mailing
+    POST /api/rest/voice        sandbox.voice
+    POST /api/rest/voiceAudio   sandbox.voice_audio
+    POST /api/rest/landingsms   sandbox.landing
+    POST /api/rest/whatsapp     sandbox.whatsapp
     *    /api/...             anything else: 404 {"error": {"code": 404, ...}}
                               (405 for a known path with the wrong method)
 
@@ -11,6 +16,9 @@ Inspection (``DESIGN.md`` → "Sandbox inspection")::
     GET  /_sandbox/stats                         counters, see sandbox.state
     POST /_sandbox/reset                         {"ok": true}
     GET  /_sandbox/messages?channel=sms&limit=N  {"channel", "count", "messages": [...]}
+
+Channel names (stats keys, ``channel=``): sms, email, voice, voice-audio,
+landing, whatsapp. What several channels check lives in ``sandbox.common``.
 
 A request to a channel goes through, outermost first:
 
@@ -23,8 +31,8 @@ A request to a channel goes through, outermost first:
 4. the channel's ``handle(body, state) -> (status, body)``, which raises
    ``ApiError`` to refuse the whole request.
 
-Adding a channel (mailing, voice, voiceAudio, landingsms, whatsapp) is one
-module with ``NAME``, ``PATH`` and ``handle`` and one line in ``CHANNELS``.
+Adding a channel is one module with ``NAME``, ``PATH`` and ``handle`` and one
+entry in ``CHANNELS``.
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from jobs.settings import Settings, get_settings
-from sandbox import sms
+from sandbox import landing, mailing, sms, voice, voice_audio, whatsapp
 from sandbox.errors import METHOD_NOT_ALLOWED, NOT_FOUND, ApiError
 from sandbox.state import MAX_MESSAGES, SandboxState
 
@@ -60,7 +68,10 @@ class Channel:
 
 Layer = Callable[[Channel, Handler], Handler]
 
-CHANNELS: tuple[Channel, ...] = (Channel(sms.NAME, sms.PATH, sms.handle),)
+CHANNELS: tuple[Channel, ...] = tuple(
+    Channel(module.NAME, module.PATH, module.handle)
+    for module in (sms, mailing, voice, voice_audio, landing, whatsapp)
+)
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 

@@ -101,9 +101,15 @@ METHOD_NOT_ALLOWED = (405, "Method not allowed")
 VALIDATION = 422
 
 
-def error_detail(code: int, fields: dict[str, str] | None = None) -> dict[str, Any]:
-    """The ``{"code", "description"[, "fields"]}`` object for a documented code."""
-    detail: dict[str, Any] = {"code": code, "description": ERRORS[code][1]}
+def error_detail(
+    code: int, fields: dict[str, str] | None = None, description: str | None = None
+) -> dict[str, Any]:
+    """The ``{"code", "description"[, "fields"]}`` object for a documented code.
+
+    ``description`` replaces the table's text where the doc shows another one for
+    the same code (WhatsApp: 140 "Invalid template", 102 "The messages.1.to …").
+    """
+    detail: dict[str, Any] = {"code": code, "description": description or ERRORS[code][1]}
     if fields:
         detail["fields"] = fields
     return detail
@@ -112,10 +118,12 @@ def error_detail(code: int, fields: dict[str, str] | None = None) -> dict[str, A
 class ApiError(Exception):
     """A refusal of the whole request: answered as ``{"error": detail}`` with ``status``."""
 
-    def __init__(self, code: int, fields: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, code: int, fields: dict[str, str] | None = None, description: str | None = None
+    ) -> None:
         self.code = code
         self.status = ERRORS[code][0]
-        self.detail = error_detail(code, fields)
+        self.detail = error_detail(code, fields, description)
         super().__init__(f"{code} {self.detail['description']}" + (f": {fields}" if fields else ""))
 
     @property

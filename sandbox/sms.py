@@ -52,18 +52,34 @@ entry, ``"to"`` echoed exactly as sent):
 All entries accepted → 202; some → 207; none → the whole request fails with 102
 when no number was valid, else with the first valid recipient's error (400 105,
 400 113 or 422).
+
+``send`` serves the landing SMS endpoint too (``sandbox.landing``): a ``Variant``
+says what differs (parts limit, which parameters exist, the page checks).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from jobs.fields import is_hhmm, normalize_phone, parse_api_date, sender_problem
+from jobs.fields import is_hhmm, sender_problem
 from jobs.gsm import MAX_PARTS_SMS, SmsTextError, analyze, transliterate
-from jobs.templating import OTP_CODE, OTP_LENGTH, UNSUB_URL, TemplateError, render, short_link
-from sandbox.errors import VALIDATION, ApiError, error_detail, validation_error
-from sandbox.state import Message, SandboxState
+from jobs.templating import OTP_CODE, UNSUB_URL, short_link
+from sandbox.common import (
+    Results,
+    booleans,
+    campaign,
+    dates,
+    is_int,
+    is_url,
+    otp_code,
+    phone,
+    recipients,
+    sub,
+)
+from sandbox.errors import ApiError, error_detail, validation_error
+from sandbox.state import SandboxState
 
 NAME = "sms"
 PATH = "/api/rest/sms"
@@ -71,46 +87,38 @@ PATH = "/api/rest/sms"
 ENCODINGS = ("gsm", "gsm-pt", "utf-16")
 DEFAULT_ENCODING = "gsm"
 DEFAULT_PARTS = 1
-# Stand-ins for what the provider fills in itself: an unsubscribe short link as
-# long as a ``{url|shorten}`` link, and an OTP code of ``otpConfig.length``.
-OTP_RANGES = {"length": (3, 10), "maxAttempts": (1, 10), "maxSecondsValidity": (30, 600)}
 
-_NO_VALUES: dict[str, Any] = {}
-_ERR_102 = error_detail(102)
+# (text as sent, details shown by /_sandbox/messages, parts) or an error detail.
+_Analysis = tuple[str, dict[str, Any], int] | dict[str, Any]
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """What the SMS and the landing SMS endpoints do differently."""
+
+    name: str  # the channel
+    max_parts: int  # ``parts`` above it → 110
+    url_per_recipient: bool = True  # ``notificationUrl`` may be an array, one per recipient
+    available_times: bool = True  # ``availableTimes`` is a parameter
+    otp: bool = True  # ``otpConfig`` is a parameter and ``{OTP_CODE}`` is filled in
+    # Placeholders the provider fills in beyond ``{UNSUB_URL}`` (and ``{OTP_CODE}``).
+    fixed: Mapping[str, str] = field(default_factory=dict)
+    # Checks of the parameters only this endpoint has (raise ApiError, record 422
+    # problems in ``fields``); returns what, besides the text, tells two sends apart.
+    extra: Callable[[dict[str, Any], str, dict[str, str]], str] | None = None
 
 
-def _is_url(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+SMS = Variant(NAME, MAX_PARTS_SMS)
 
 
-def _api_date(value: object, code: int) -> str | None:
-    """``YYYYmmddHHiiss`` → ``YYYY-mm-dd HH:ii:ss`` (None when not given)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ApiError(code)
-    try:
-        return parse_api_date(value).strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        raise ApiError(code) from None
-
-
-def _phone(raw: object) -> str | None:
-    if isinstance(raw, str):
-        return normalize_phone(raw)
-    if _is_int(raw):
-        return normalize_phone(str(raw))
-    return None
+def _check_notification_url(urls: object, count: int, per_recipient: bool) -> None:
+    if urls is None:
+        return
+    if isinstance(urls, list):
+        if not per_recipient or len(urls) != count or not all(is_url(u) for u in urls):
+            raise ApiError(109)
+    elif not is_url(urls):
+        raise ApiError(109)
 
 
 def _check_available_times(value: object) -> None:
@@ -122,7 +130,7 @@ def _check_available_times(value: object) -> None:
         if not isinstance(window, dict) or "from" not in window or "to" not in window:
             raise ApiError(189)
         if "day" in window and window["day"] is not None:
-            if not _is_int(window["day"]):
+            if not is_int(window["day"]):
                 raise ApiError(184)
             if not 1 <= window["day"] <= 7:
                 raise ApiError(185)
@@ -137,50 +145,19 @@ def _check_available_times(value: object) -> None:
             raise ApiError(196)
 
 
-def _check_otp_config(value: object, fields: dict[str, str]) -> str:
-    """Record problems of ``otpConfig`` in ``fields``; a stand-in OTP code it describes."""
-    if value is None:
-        return "0" * OTP_LENGTH
-    if not isinstance(value, dict):
-        fields["otpConfig"] = "must be an object"
-        return "0" * OTP_LENGTH
-    for name, (low, high) in OTP_RANGES.items():
-        if name in value and not (_is_int(value[name]) and low <= value[name] <= high):
-            fields[f"otpConfig.{name}"] = f"must be an integer from {low} to {high}"
-    for name in ("alpha", "rejectIfPendingCode"):
-        if name in value and not isinstance(value[name], bool):
-            fields[f"otpConfig.{name}"] = "must be a boolean"
-    if "appId" in value and not isinstance(value["appId"], str):
-        fields["otpConfig.appId"] = "must be a string"
-    length: int = OTP_LENGTH
-    if "otpConfig.length" not in fields:
-        length = value.get("length", OTP_LENGTH)
-    return ("A" if value.get("alpha") is True else "0") * length
-
-
-def _check_sub(sub: object, count: int) -> str | None:
-    if not isinstance(sub, list):
-        return "must be an array of objects, one per recipient"
-    if len(sub) != count:
-        return f"has {len(sub)} objects for {count} recipients; needs exactly one per recipient"
-    for i, values in enumerate(sub):
-        if not isinstance(values, dict):
-            return f"entry {i} is not an object"
-    return None
-
-
 def handle(body: dict[str, Any], state: SandboxState) -> tuple[int, dict[str, Any]]:
     """Validate one request; the HTTP status and JSON body to answer with."""
+    return send(body, state, SMS)
+
+
+def send(body: dict[str, Any], state: SandboxState, variant: Variant) -> tuple[int, dict[str, Any]]:
+    """``handle`` for the SMS-like endpoint ``variant``."""
     message = body.get("message")
     if not isinstance(message, str) or not message.strip():
         raise ApiError(104)
 
-    to = body.get("to")
-    if not isinstance(to, list):
-        raise ApiError(102)
-    phones = [_phone(raw) for raw in to]
-    if not any(phones):
-        raise ApiError(102)
+    phones = recipients(body.get("to"), phone)
+    to: list[object] = body["to"]
 
     sender = body.get("from")
     if sender is not None and not isinstance(sender, str):
@@ -196,130 +173,68 @@ def handle(body: dict[str, Any], state: SandboxState) -> tuple[int, dict[str, An
     elif encoding not in ENCODINGS:
         raise ApiError(113)
 
-    scheduled_at = _api_date(body.get("scheduleDate"), 108)
-    expires_at = _api_date(body.get("expirationDate"), 119)
-    if scheduled_at is not None and expires_at is not None and expires_at <= scheduled_at:
-        raise ApiError(119)
+    scheduled_at, expires_at = dates(body)
 
     max_parts = body.get("parts")
     if max_parts is None:
         max_parts = DEFAULT_PARTS
-    elif not _is_int(max_parts) or not 1 <= max_parts <= MAX_PARTS_SMS:
+    elif not is_int(max_parts) or not 1 <= max_parts <= variant.max_parts:
         raise ApiError(110)
 
-    urls = body.get("notificationUrl")
-    if urls is not None:
-        if isinstance(urls, list):
-            if len(urls) != len(to) or not all(_is_url(u) for u in urls):
-                raise ApiError(109)
-        elif not _is_url(urls):
-            raise ApiError(109)
-
-    campaign = body.get("campaignName")
-    if isinstance(campaign, str) and not campaign.strip():
-        raise ApiError(126)
-
-    if "availableTimes" in body:
-        _check_available_times(body["availableTimes"])
+    _check_notification_url(body.get("notificationUrl"), len(to), variant.url_per_recipient)
 
     fields: dict[str, str] = {}
+    campaign_name = campaign(body, fields)
+
+    if variant.available_times and "availableTimes" in body:
+        _check_available_times(body["availableTimes"])
+
+    page = variant.extra(body, message, fields) if variant.extra is not None else None
+
     trans = body.get("trans")
     if trans is None:
         trans = False
-    elif trans in (0, 1) and (_is_int(trans) or isinstance(trans, bool)):
+    elif trans in (0, 1) and (is_int(trans) or isinstance(trans, bool)):
         trans = bool(trans)
     else:
         fields["trans"] = "must be 0 or 1"
-    if campaign is not None and not isinstance(campaign, str):
-        fields["campaignName"] = "must be a string"
-    tags = body.get("tags")
-    if tags is not None:
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            fields["tags"] = "must be an array of strings"
-        elif campaign is None:
-            fields["tags"] = "campaignName is required when tags are given"
-    for name in ("certified", "splitParts", "flash"):
-        if body.get(name) is not None and not isinstance(body[name], bool):
-            fields[name] = "must be a boolean"
-    sub = body.get("sub")
-    if sub is not None:
-        sub_problem = _check_sub(sub, len(to))
-        if sub_problem is not None:
-            fields["sub"] = sub_problem
-    otp_code = _check_otp_config(body.get("otpConfig"), fields)
+    booleans(body, ("certified", "splitParts", "flash"), fields)
+    values = sub(body, len(to), fields)
+    fixed = {UNSUB_URL: short_link(), **variant.fixed}
+    if variant.otp:
+        fixed[OTP_CODE] = otp_code(body.get("otpConfig"), fields)
     if fields:
         raise validation_error(fields)
 
-    fixed = {UNSUB_URL: short_link(), OTP_CODE: otp_code}
-    templated = "{" in message
-
-    stats = state.channels[NAME]
-    campaign_id = sending_id = 0  # allocated with the first accepted recipient
+    results = Results(state, variant.name, campaign_name)
     # Texts repeat across recipients (no sub, or shared values): analyse each once.
-    analysed: dict[str, tuple[str, str, int] | dict[str, Any]] = {}
-    results: list[dict[str, Any]] = []
-    accepted: list[Message] = []
-    first_error: dict[str, Any] | None = None
-    for i, raw in enumerate(to):
-        phone = phones[i]
-        if phone is None:
-            results.append({"accepted": False, "to": raw, "error": _ERR_102})
-            continue
-        text = message
-        outcome: tuple[str, str, int] | dict[str, Any] | None = None
-        if templated:
-            values = sub[i] if sub is not None else _NO_VALUES
-            try:
-                text = render(message, values, strict=False, fixed=fixed)
-            except TemplateError as exc:
-                outcome = error_detail(VALIDATION, {"message": str(exc)})
+    analysed: dict[str, _Analysis] = {}
+    for raw, number, text, _ in results.rendered(to, phones, message, values, fixed, "message"):
+        outcome = analysed.get(text)
         if outcome is None:
-            outcome = analysed.get(text)
-            if outcome is None:
-                outcome = analysed[text] = _analyse(text, encoding, trans, max_parts)
+            outcome = analysed[text] = _analyse(text, encoding, trans, max_parts)
         if isinstance(outcome, dict):
-            results.append({"accepted": False, "to": raw, "error": outcome})
-            first_error = first_error or outcome
+            results.refuse(raw, outcome)
             continue
-        sent_text, used_encoding, parts = outcome
-        if not sending_id:
-            campaign_id = state.campaign_id(campaign)
-            sending_id = state.new_id()
-        message_id = state.message_id()
-        accepted.append(
-            Message(message_id, phone, sender, sent_text, used_encoding, parts, sending_id)
+        sent_text, details, parts = outcome
+        results.accept(
+            raw,
+            number,
+            sent_text,
+            sender=sender,
+            details=details,
+            entry={"parts": parts, "scheduledAt": scheduled_at, "expiresAt": expires_at},
+            content=None if page is None else f"{sent_text}\x00{page}",
         )
-        results.append(
-            {
-                "accepted": True,
-                "to": raw,
-                "id": message_id,
-                "parts": parts,
-                "scheduledAt": scheduled_at,
-                "expiresAt": expires_at,
-            }
-        )
-
-    if not accepted:
-        assert first_error is not None  # some number was valid, so it failed this way
-        raise ApiError(first_error["code"], first_error.get("fields"))
-    for accepted_message in accepted:
-        stats.accept(accepted_message)
-    return (202 if len(accepted) == len(to) else 207), {
-        "campaignId": campaign_id,
-        "sendingId": sending_id,
-        "result": results,
-    }
+    return results.answer()
 
 
-def _analyse(
-    text: str, encoding: str, trans: bool, max_parts: int
-) -> tuple[str, str, int] | dict[str, Any]:
-    """(text as sent, encoding, parts), or the per-recipient error detail (105 / 113)."""
+def _analyse(text: str, encoding: str, trans: bool, max_parts: int) -> _Analysis:
+    """(text as sent, its details, parts), or the per-recipient error detail (105 / 113)."""
     if trans:
         text = transliterate(text)
     try:
         info = analyze(text, encoding, max_parts=max_parts)
     except SmsTextError as exc:
         return error_detail(exc.code)
-    return text, info.encoding, info.parts
+    return text, {"encoding": info.encoding, "parts": info.parts}, info.parts

@@ -7,12 +7,12 @@ Stats semantics (``GET /_sandbox/stats``):
 - ``rejected``: those of them answered with an error status (4xx/5xx);
 - ``recipients``: recipients *accepted* (202, or the accepted entries of a 207);
 - ``unique``: distinct accepted recipients, a recipient being
-  (channel, normalized phone, rendered text);
+  (channel, normalized phone or address, rendered content);
 - ``duplicates``: accepted recipients that repeat an earlier one, so
   ``recipients == unique + duplicates`` (the same recipient sent 3 times counts 2);
 - ``duplicate_samples``: the first 20 repeats seen, to debug.
 
-Identity is kept as a 64-bit hash of (phone, text) to bound memory at millions of
+Identity is kept as a 64-bit hash of (recipient, content) to bound memory at millions of
 recipients; a false duplicate needs a hash collision (negligible below ~10^8).
 Ids (message, campaign, sending) are never reused in one process, even across
 ``reset``, so records kept by a client across tests cannot collide.
@@ -35,12 +35,12 @@ class Message(NamedTuple):
     """One accepted recipient as it would be delivered."""
 
     id: str
-    to: str  # normalized phone
-    sender: str
-    text: str  # after substitution and transliteration
-    encoding: str
-    parts: int
+    to: str  # normalized phone or email address
+    sender: str | None  # ``from`` / ``fromEmail``; None where a channel has none (voice)
+    text: str  # what was sent, in short: the rendered SMS or voice text, an email's
+    # subject, a voice-audio URL, a WhatsApp template id with its body fields
     sending_id: int
+    details: dict[str, Any]  # what else the channel shows, e.g. SMS encoding and parts
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -48,8 +48,7 @@ class Message(NamedTuple):
             "to": self.to,
             "from": self.sender,
             "text": self.text,
-            "encoding": self.encoding,
-            "parts": self.parts,
+            **self.details,
             "sendingId": self.sending_id,
         }
 
@@ -64,10 +63,14 @@ class ChannelStats:
     duplicate_samples: list[dict[str, Any]] = field(default_factory=list)
     messages: deque[Message] = field(default_factory=lambda: deque(maxlen=MAX_MESSAGES))
 
-    def accept(self, message: Message) -> None:
-        """Count one accepted recipient (hot path: keep it small)."""
+    def accept(self, message: Message, content: str | None = None) -> None:
+        """Count one accepted recipient (hot path: keep it small).
+
+        ``content`` is what makes two sends to one recipient the same message when
+        ``text`` alone does not say it all (an email's body, a landing page).
+        """
         self.recipients += 1
-        key = hash((message.to, message.text))
+        key = hash((message.to, message.text if content is None else content))
         if key in self.seen:
             self.duplicates += 1
             if len(self.duplicate_samples) < MAX_DUPLICATE_SAMPLES:

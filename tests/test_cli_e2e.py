@@ -123,3 +123,52 @@ def test_sms_info_json(env: dict[str, str]) -> None:
     }
     bad = cli(env, "sms-info", "😀", "--encoding", "gsm")
     assert bad.returncode == 2 and "113" in bad.stderr and "😀" in bad.stderr
+
+
+EMAIL = ["--from-email", "n@example.com", "--reply-to", "n@example.com", "--subject", "s"]
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["email", "--to", "a@example.com", *EMAIL, "--body", "b", "--attach", "/nope.pdf"],
+         "attach"),
+        (["email", "--to", "a@example.com", *EMAIL], "templateId"),
+        (["email", "--to", "a@example.com", "--from-email", "n@example.com", "--reply-to", "bad",
+          "--subject", "s", "--body", "b"], "replyTo"),
+        (["voice", "--to", "34666555444", "--message", "hi", "--language", "xx_XX",
+          "--gender", "F"], "language"),
+        (["voice", "--to", "34666555444", "--message", "hi", "--language", "en_GB", "--gender", "F",
+          "--retries", "9"], "retries"),
+        (["voice-audio", "--to", "34666555444", "--audio-url", "https://x.example/a.exe"],
+         "audioUrl"),
+        (["landing", "--from", "S", "--to", "34666555444", "--message", "no link",
+          "--template-body", "<p>x</p>"], "message"),
+        (["whatsapp", "--from", "34666777555", "--messages", '[{"to": "34666555444"}]'],
+         "templateId"),
+        (["whatsapp", "--template-id", "1", "--from", "34666777555", "--messages", "[{"],
+         "messages"),
+    ],
+)  # fmt: skip
+def test_invalid_sendings_of_every_channel(
+    env: dict[str, str], redis_url: str, args: list[str], field: str
+) -> None:
+    result = cli(env, "send", *args)
+    assert result.returncode == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and field in lines[0], result.stderr
+    assert redis.Redis.from_url(redis_url).dbsize() == 0
+
+
+def test_send_email_with_attachment_by_path_waits_for_the_result(
+    env: dict[str, str], workers: list[subprocess.Popen[bytes]], sandbox_url: str, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.csv"
+    report.write_text("a,b\n1,2\n")
+    done = cli(env, "send", "email", "--to", "ana@example.com", "--to", "nope", *EMAIL,
+               "--body", "<p>hi</p>", "--attach", str(report), "--wait", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout)["counts"]
+    assert (counts["accepted"], counts["rejected"]) == (1, 1)
+    sent = sandbox_stats(sandbox_url, "email")
+    assert sent["recipients"] == 1 and sent["duplicates"] == 0

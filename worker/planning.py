@@ -34,6 +34,7 @@ class Entry:
 class Call:
     """One provider request: the shared body plus its recipients."""
 
+    kind: str
     body: dict[str, Any]
     entries: list[Entry] = field(default_factory=list)
     encoding: str | None = None
@@ -41,6 +42,9 @@ class Call:
 
     def request_body(self) -> dict[str, Any]:
         body = dict(self.body)
+        if self.kind == "whatsapp":  # recipients are messages[] objects with their own fields
+            body["messages"] = [{"to": e.to, **e.extras} for e in self.entries]
+            return body
         body["to"] = [e.to for e in self.entries]
         for name in sorted({k for e in self.entries for k in e.extras}):
             body[name] = [e.extras.get(name) for e in self.entries]
@@ -89,7 +93,7 @@ def plan_sms(kind: str, payload: dict[str, Any], entries: list[Entry], rules: Te
             continue
         key = (info.encoding, info.parts)
         if key not in groups:
-            groups[key] = Call(base, encoding=info.encoding, parts=info.parts)
+            groups[key] = Call(kind, base, encoding=info.encoding, parts=info.parts)
         groups[key].entries.append(entry)
     return list(groups.values()), refused
 
@@ -98,7 +102,7 @@ def plan_single_call(
     kind: str, payload: dict[str, Any], entries: list[Entry], rules: TextRules
 ) -> Plan:
     """Channels without per-recipient cost: the whole chunk in one call."""
-    return [Call(payload, list(entries))], []
+    return ([Call(kind, payload, list(entries))] if entries else []), []
 
 
 PLANNERS: dict[str, Callable[[str, dict[str, Any], list[Entry], TextRules], Plan]] = {

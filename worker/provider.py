@@ -35,6 +35,7 @@ class RecipientReply:
     accepted: bool
     message_id: str | None = None
     parts: int | None = None
+    scheduled_at: str | None = None
     code: int | None = None
     description: str | None = None
 
@@ -63,6 +64,7 @@ def _parse(response: httpx.Response) -> Reply:
                     accepted=bool(item.get("accepted")),
                     message_id=item.get("id"),
                     parts=item.get("parts"),
+                    scheduled_at=item.get("scheduledAt"),
                     code=error.get("code"),
                     description=error.get("description"),
                 )

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 from arq import Retry
 
+from jobs.fields import parse_api_date
 from jobs.results import FINAL, Record, ResultStore, now_iso
 from jobs.settings import Settings
 from worker.error_policy import Action, classify
@@ -24,6 +26,8 @@ from worker.provider import Ambiguous, NotSent, ProviderClient, Reply
 log = logging.getLogger("bulksend.worker")
 
 AMBIGUOUS_CODE = -1  # our own marker: outcome unknown, not a provider code
+EXPIRED_CODE = 119  # the provider's code for expiration-date problems ("Invalid expiration date")
+SPEC_CACHE_SIZE = 256
 
 
 class ChunkRun:
@@ -94,15 +98,14 @@ class ChunkRun:
         updates = []
         for entry, result in zip(call.entries, reply.results, strict=True):
             if result.accepted:
-                updates.append(
-                    self._record(
-                        entry,
-                        "accepted",
-                        id=result.message_id,
-                        parts=result.parts,
-                        encoding=call.encoding,
-                    )
-                )
+                accepted = {
+                    "id": result.message_id,
+                    "parts": result.parts,
+                    "encoding": call.encoding,
+                    "scheduled_at": result.scheduled_at,
+                }
+                fields = {k: v for k, v in accepted.items() if v is not None}
+                updates.append(self._record(entry, "accepted", **fields))
             else:
                 action, why = classify(result.code, 400)
                 updates.append(self._apply(entry, action, result.code, result.description or why))
@@ -118,12 +121,33 @@ class ChunkRun:
         return self._retry_or_fail(entry, code, description)
 
 
+async def _spec(ctx: dict[str, Any], sending_id: str) -> dict[str, Any] | None:
+    """A sending's spec, read once per worker: it never changes, and may carry attachments."""
+    cache: dict[str, dict[str, Any]] = ctx.setdefault("specs", {})
+    if sending_id not in cache:
+        spec = await ctx["store"].spec(sending_id)
+        if spec is None:
+            return None
+        if len(cache) >= SPEC_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[sending_id] = spec
+    return cache[sending_id]
+
+
+def _expired(payload: dict[str, Any]) -> str | None:
+    """Why the sending may no longer be sent, or None while it is still valid."""
+    raw = payload.get("expirationDate")
+    if raw and parse_api_date(raw) <= datetime.now(UTC):
+        return f"expired before it could be sent (expirationDate {raw} UTC)"
+    return None
+
+
 async def send_chunk(
     ctx: dict[str, Any], sending_id: str, raw_entries: list[list[Any]]
 ) -> dict[str, int]:
     """arq job: one chunk of one sending. Returns counts of this run, for arq's log."""
     store: ResultStore = ctx["store"]
-    spec = await store.spec(sending_id)
+    spec = await _spec(ctx, sending_id)
     if spec is None:
         log.error("sending %s has no record; chunk dropped", sending_id)
         return {"missing": len(raw_entries)}
@@ -131,17 +155,20 @@ async def send_chunk(
     current = await store.load(sending_id, [e.index for e in entries])
     run = ChunkRun(ctx, sending_id, spec, current)
 
+    expired = _expired(spec["payload"])
     pending: list[Entry] = []
-    leftovers = []
+    settled = []
     for entry in entries:
         status = current.get(entry.index, {}).get("status")
         if status in FINAL or status is None:
             continue
         if status == "sending":  # a previous run died during the call
-            leftovers.append(run._ambiguous(entry, "worker stopped during the provider call"))
+            settled.append(run._ambiguous(entry, "worker stopped during the provider call"))
+        elif expired:
+            settled.append(run._record(entry, "expired", code=EXPIRED_CODE, description=expired))
         else:
             pending.append(entry)
-    await store.record(sending_id, leftovers)
+    await store.record(sending_id, settled)
 
     calls, refusals = plan(spec["kind"], spec["payload"], pending, ctx["text_rules"])
     await store.record(
