@@ -122,6 +122,31 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_requeue(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.unknown:
+        raise CliError("requeue: say what to requeue: --unknown")
+    with _redis(settings) as live:
+        try:
+            moved = _with_producer(live, lambda p: p.requeue_unknown(args.id))
+        except KeyError:
+            raise CliError(f"id: no sending {args.id!r}") from None
+    print(f"{moved} recipients with an unknown outcome queued again")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.accounts import account_id, resume
+
+    account = args.account or account_id(settings)
+    with _redis(settings) as live:
+        lifted = _with_producer(live, lambda p: resume(p.redis, account))
+    if lifted is None:
+        print(f"account {account} was not stopped")
+    else:
+        print(f"account {account} resumed (was {lifted.state}: {lifted.code} {lifted.reason})")
+    return 0
+
+
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     async def export(producer: Any) -> int:
         if await producer.status(args.id) is None:
@@ -231,6 +256,15 @@ def parser() -> argparse.ArgumentParser:
     info.add_argument("--trans", action="store_true", help="apply the provider's transliteration")
     info.add_argument("--json", action="store_true")
     info.set_defaults(handler=cmd_sms_info)
+
+    requeue = sub.add_parser("requeue", help="send again, on purpose, recipients in doubt")
+    requeue.add_argument("id")
+    requeue.add_argument("--unknown", action="store_true", help="recipients recorded unknown")
+    requeue.set_defaults(handler=cmd_requeue)
+
+    resume = sub.add_parser("resume", help="lift a hold or halt of the provider account")
+    resume.add_argument("--account", help="user@host (default: the configured provider account)")
+    resume.set_defaults(handler=cmd_resume)
 
     results = sub.add_parser("results", help="export a sending's results as JSONL")
     results.add_argument("id")

@@ -20,6 +20,6 @@ def results(sending_id: str) -> str:
     return f"bs:results:{sending_id}"
 
 
-def chunk_job_id(sending_id: str, chunk: int) -> str:
+def chunk_job_id(sending_id: str, chunk: int | str) -> str:
     """Deterministic: enqueueing the same chunk twice is a no-op in arq."""
     return f"{sending_id}:{chunk}"

@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from jobs import codec, keys
+from jobs.accounts import account_id, read_stop
 from jobs.base import InvalidJob, SendJob
 from jobs.email import normalize_email
 from jobs.fields import normalize_phone
-from jobs.results import Record, ResultStore, digest, now_iso
+from jobs.results import CARRIED, Record, ResultStore, digest, now_iso
 from jobs.settings import Settings, get_settings
 from jobs.templating import TextRules
 
@@ -119,8 +120,45 @@ class Producer:
         await self.store.open(sending_id, chunks)
         return sending_id
 
+    async def requeue_unknown(self, sending_id: str) -> int:
+        """Send again, on purpose, the recipients whose outcome is unknown.
+
+        They may already have reached the provider: this is the operator's
+        decision (``bulksend requeue ID --unknown``), never the pipeline's.
+        """
+        status = await self.store.status(sending_id)
+        if status is None:
+            raise KeyError(f"no sending {sending_id}")
+        batch: list[tuple[int, Record]] = []
+        entries: list[list[Any]] = []
+        async for record in self.store.iter_results(sending_id):
+            if record["status"] != "unknown":
+                continue
+            index = record.pop("index")
+            extras = record.pop("extras", {})
+            reopened = {k: v for k, v in record.items() if k in CARRIED}
+            batch.append((index, {**reopened, "status": "queued", "requeued_at": now_iso()}))
+            address = normalize_recipient(str(status["kind"]), record["to"]) or record["to"]
+            entries.append([index, address, extras])
+        moved = await self.store.reopen_unknown(sending_id, batch)
+        tag = uuid.uuid4().hex[:8]
+        size = self.settings.chunk_size
+        for n, start in enumerate(range(0, len(entries), size)):
+            await self.redis.enqueue_job(
+                CHUNK_FUNCTION,
+                sending_id,
+                entries[start : start + size],
+                _job_id=keys.chunk_job_id(sending_id, f"requeue-{tag}-{n}"),
+            )
+        return moved
+
     async def status(self, sending_id: str) -> dict[str, Any] | None:
-        return await self.store.status(sending_id)
+        """The sending's state and counts, and the provider account's stop if any."""
+        status = await self.store.status(sending_id)
+        if status is not None:
+            stop = await read_stop(self.redis, account_id(self.settings))
+            status["account"] = stop.as_dict() if stop else None
+        return status
 
     async def wait(
         self, sending_id: str, *, timeout: float | None = None, poll: float = 0.2

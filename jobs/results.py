@@ -24,6 +24,8 @@ FINAL = ("accepted", "rejected", "failed", "unknown", "expired")
 STATUSES = PENDING + FINAL
 
 Record = dict[str, Any]
+# What a recipient's new record carries over from the one it replaces.
+CARRIED = ("to", "queued_at", "attempts", "ambiguous")
 
 
 class IdempotencyConflict(ValueError):
@@ -106,6 +108,29 @@ return settle(ARGV[1], ARGV[2])
 )
 
 
+# Deliberately move ``unknown`` recipients back to ``queued`` (requeue on purpose).
+# ARGV: (index, record) pairs.
+_LUA_REOPEN = """
+local moved = 0
+for i = 1, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[2], ARGV[i])
+  if cur and cjson.decode(cur)['status'] == 'unknown' then
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1])
+    redis.call('HINCRBY', KEYS[1], 'n:unknown', -1)
+    redis.call('HINCRBY', KEYS[1], 'n:queued', 1)
+    moved = moved + 1
+  end
+end
+if moved > 0 then
+  redis.call('HSET', KEYS[1], 'state', 'running')
+  redis.call('HDEL', KEYS[1], 'finished_at')
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+end
+return moved
+"""
+
+
 class ResultStore:
     def __init__(self, redis: Redis, *, ttl_seconds: int = 30 * 86400) -> None:
         # redis-py types async results as ``Awaitable[T] | T``; ``Any`` keeps mypy useful here.
@@ -114,6 +139,7 @@ class ResultStore:
         self._record = redis.register_script(_LUA_RECORD)
         self._add = redis.register_script(_LUA_ADD)
         self._open = redis.register_script(_LUA_OPEN)
+        self._reopen = redis.register_script(_LUA_REOPEN)
 
     @staticmethod
     def _keys(sending_id: str) -> list[str]:
@@ -168,6 +194,15 @@ class ResultStore:
         if len(argv) == 2:
             return 0
         return int(await self._record(keys=self._keys(sending_id), args=argv))
+
+    async def reopen_unknown(self, sending_id: str, records: Iterable[tuple[int, Record]]) -> int:
+        """Put ``unknown`` recipients back in the queue; returns how many moved."""
+        argv: list[Any] = []
+        for index, record in records:
+            argv += [index, codec.dumps(record)]
+        if not argv:
+            return 0
+        return int(await self._reopen(keys=self._keys(sending_id), args=argv))
 
     async def spec(self, sending_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hget(keys.sending(sending_id), "spec")

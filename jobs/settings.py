@@ -31,7 +31,9 @@ class Settings(BaseSettings):
         SecretStr("sandbox-api-password"), description="Messaging API apiPassword"
     )
     provider_timeout: float = Field(10.0, gt=0, description="Seconds to wait for the provider")
-    provider_max_connections: int = Field(20, ge=1, description="Pooled connections per worker")
+    provider_max_connections: int = Field(
+        20, ge=1, description="Pooled connections, and concurrent provider calls, per worker"
+    )
 
     # --- mail marketing API (PublicKey / SecretKey headers) ----------------
     mail_api_url: str = Field("http://127.0.0.1:8025", description="Mail marketing API base URL")
@@ -56,9 +58,21 @@ class Settings(BaseSettings):
     worker_max_jobs: int = Field(10, ge=1, description="Chunk jobs one worker runs at once")
     job_timeout: int = Field(120, ge=5, description="Seconds before arq considers a job dead")
     max_attempts: int = Field(5, ge=1, description="Provider attempts per recipient")
+    max_age: float = Field(
+        86400.0, gt=0, description="Seconds after submit when a recipient still retrying fails"
+    )
     retry_delay: float = Field(1.0, ge=0, description="First retry delay in seconds (doubles)")
     on_ambiguous: Literal["hold", "resend"] = Field(
         "hold", description="Recipients whose request may have landed: record unknown or resend"
+    )
+    hold_probe_interval: float = Field(
+        60.0, ge=0, description="Seconds between automatic probes of a held account (0: never)"
+    )
+    rate_messages_per_second: float = Field(
+        0, ge=0, description="Recipients per second per account, all workers (0: no limit)"
+    )
+    rate_requests_per_second: float = Field(
+        0, ge=0, description="Provider calls per second per account, all workers (0: no limit)"
     )
     result_ttl_days: int = Field(30, ge=1, description="Days a finished sending's results stay")
 

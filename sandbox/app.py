@@ -16,6 +16,8 @@ Inspection (``DESIGN.md`` → "Sandbox inspection")::
     GET  /_sandbox/stats                         counters, see sandbox.state
     POST /_sandbox/reset                         {"ok": true}
     GET  /_sandbox/messages?channel=sms&limit=N  {"channel", "count", "messages": [...]}
+    GET  /_sandbox/faults                        fault injection, see sandbox.faults
+    POST /_sandbox/faults                        replace it ({} clears; reset clears too)
 
 Channel names (stats keys, ``channel=``): sms, email, voice, voice-audio,
 landing, whatsapp. What several channels check lives in ``sandbox.common``.
@@ -23,12 +25,13 @@ landing, whatsapp. What several channels check lives in ``sandbox.common``.
 A request to a channel goes through, outermost first:
 
 1. counting (every request counts, whatever the answer);
-2. ``layers`` — wrappers of the async handler below, in order; this is where
-   fault injection (``POST /_sandbox/faults``) will plug in: a ``Layer`` gets the
-   channel and the next handler and returns a handler that may delay, fail,
-   drop or pass the request on;
-3. Basic auth (401 / 103), JSON object body (400 / 125);
-4. the channel's ``handle(body, state) -> (status, body)``, which raises
+2. Basic auth (401 / 103), so that faults only ever hit authenticated requests;
+3. ``layers`` — wrappers of the async handler below, in order: first fault
+   injection (``sandbox.faults``), then any given to ``create_app``. A ``Layer``
+   gets the channel and the next handler and returns a handler that may delay,
+   fail, drop or pass the request on;
+4. JSON object body (400 / 125);
+5. the channel's ``handle(body, state) -> (status, body)``, which raises
    ``ApiError`` to refuse the whole request.
 
 Adding a channel is one module with ``NAME``, ``PATH`` and ``handle`` and one
@@ -53,6 +56,7 @@ from starlette.routing import Route
 from jobs.settings import Settings, get_settings
 from sandbox import landing, mailing, sms, voice, voice_audio, whatsapp
 from sandbox.errors import METHOD_NOT_ALLOWED, NOT_FOUND, ApiError
+from sandbox.faults import Faults
 from sandbox.state import MAX_MESSAGES, SandboxState
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -108,13 +112,18 @@ def basic_auth_checker(username: str, password: str) -> Callable[[str | None], b
     return check
 
 
-def _channel_handler(
-    channel: Channel, state: SandboxState, authorized: Callable[[str | None], bool]
-) -> Handler:
-    async def handler(request: Request) -> Response:
+def _authenticated(authorized: Callable[[str | None], bool], handler: Handler) -> Handler:
+    async def checked(request: Request) -> Response:
         if not authorized(request.headers.get("authorization")):
             error = ApiError(103)
             return json_response(error.body, error.status, {"WWW-Authenticate": "Basic"})
+        return await handler(request)
+
+    return checked
+
+
+def _channel_handler(channel: Channel, state: SandboxState) -> Handler:
+    async def handler(request: Request) -> Response:
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
@@ -150,12 +159,15 @@ def create_app(settings: Settings | None = None, *, layers: Sequence[Layer] = ()
         settings.sandbox_username, settings.sandbox_api_password.get_secret_value()
     )
     known_paths = {channel.path for channel in CHANNELS}
+    faults = Faults([channel.name for channel in CHANNELS])
+    state.before_accept = faults.charge
 
     routes = []
     for channel in CHANNELS:
-        handler = _channel_handler(channel, state, authorized)
-        for layer in reversed(layers):
+        handler = _channel_handler(channel, state)
+        for layer in reversed((faults.layer, *layers)):
             handler = layer(channel, handler)
+        handler = _authenticated(authorized, handler)
         routes.append(Route(channel.path, _counted(channel, state, handler), methods=["POST"]))
 
     async def unrouted(request: Request) -> Response:
@@ -169,6 +181,7 @@ def create_app(settings: Settings | None = None, *, layers: Sequence[Layer] = ()
 
     async def reset(request: Request) -> Response:
         state.reset()
+        faults.configure({})
         return json_response({"ok": True})
 
     async def messages(request: Request) -> Response:
@@ -188,8 +201,10 @@ def create_app(settings: Settings | None = None, *, layers: Sequence[Layer] = ()
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/messages", messages, methods=["GET"]),
+        Route("/_sandbox/faults", faults.endpoint, methods=["GET", "POST"]),
         Route("/api/{rest:path}", unrouted, methods=ALL_METHODS),
     ]
     app = Starlette(routes=routes)
     app.state.sandbox = state
+    app.state.faults = faults
     return app

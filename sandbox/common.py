@@ -247,7 +247,8 @@ class Results:
     recipient's error.
 
     Campaign and sending ids are allocated with the first accepted recipient, and
-    the sandbox's stats count the accepted ones only when the answer is made.
+    the sandbox's stats count the accepted ones only when the answer is made, after
+    ``state.before_accept`` (the credits of ``sandbox.faults``) let them through.
     """
 
     def __init__(
@@ -330,6 +331,8 @@ class Results:
             if error is None:
                 raise ApiError(102)
             raise ApiError(error["code"], error.get("fields"), error["description"])
+        if self._state.before_accept is not None:
+            self._state.before_accept(self._channel, len(self._accepted))
         stats = self._state.channels[self._channel]
         for message, content in self._accepted:
             stats.accept(message, content)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -104,6 +105,9 @@ class SandboxState:
         self._id_prefix = secrets.token_hex(2)
         self._message_counter = itertools.count(1)
         self._numeric_ids = itertools.count(FIRST_ID)
+        # Called with (channel, accepted recipients) just before a request's recipients are
+        # counted; it may raise ApiError to refuse the whole request (sandbox.faults: credits).
+        self.before_accept: Callable[[str, int], None] | None = None
         self.reset()
 
     def reset(self) -> None:

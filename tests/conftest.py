@@ -41,12 +41,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def sandbox_url() -> Iterator[str]:
+def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
+    log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "--port", str(port)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log.open("wb"),  # a file, not a pipe: nobody reads it while tests run
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -56,14 +57,17 @@ def sandbox_url() -> Iterator[str]:
             break
         except httpx.TransportError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"sandbox did not start: {err}") from None
+                raise RuntimeError(f"sandbox did not start: {log.read_text()}") from None
             time.sleep(0.05)
     try:
         yield url
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:  # delayed (ambiguous) replies still pending
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+from arq import Worker
 
 from jobs.settings import Settings
 from worker.main import build_worker
@@ -17,6 +21,33 @@ async def drain(settings: Settings, **overrides: Any) -> None:
         await worker.async_run()
     finally:
         await worker.close()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Worker]:
+    """An in-process worker running in the background for the duration of the block."""
+    worker = build_worker(settings, handle_signals=False, **overrides)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await worker.close()
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout: float = 60, what: str = "condition"
+) -> None:
+    """Poll ``check`` until true; fail the test (not hang it) after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.05)
+
+
+def set_faults(sandbox_url: str, **faults: Any) -> None:
+    httpx.post(f"{sandbox_url}/_sandbox/faults", json=faults).raise_for_status()
 
 
 def sandbox_stats(sandbox_url: str, channel: str = "sms") -> dict[str, Any]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
 from jobs import keys
+from jobs.accounts import account_id, read_stop, resume
 from jobs.producer import Producer, sending_id_for
 from jobs.settings import Settings
 from jobs.sms import Sms
-from tests.helpers import drain, numbers, sandbox_stats
+from tests.helpers import drain, numbers, running_worker, sandbox_stats, wait_until
 
 
 @pytest.fixture
@@ -74,21 +77,36 @@ async def test_rerunning_a_finished_chunk_sends_nothing(
     assert stats["recipients"] == 10 and stats["duplicates"] == 0
 
 
-async def test_wrong_credentials_never_lose_recipients(
+async def test_wrong_credentials_halt_the_account_and_lose_nothing(
     producer: Producer, settings: Settings, sandbox_url: str
 ) -> None:
-    """103 halts: recipients stay pending until attempts run out, then fail with 103."""
-    bad = settings.model_copy(update={"provider_username": "nobody", "max_attempts": 2})
+    """103 halts: no attempt is spent, recipients wait queued, `resume` lets them go."""
     sending_id = await producer.submit(
         Sms.model_validate({"to": numbers(3), "from": "TEST", "message": "x"})
     )
-    await drain(bad)
+    bad = settings.model_copy(update={"provider_username": "nobody", "hold_probe_interval": 0})
+    async with running_worker(bad):
+
+        async def halted() -> bool:
+            return await read_stop(producer.redis, account_id(bad)) is not None
+
+        await wait_until(halted)
+        await asyncio.sleep(0.3)  # more runs of the job must not spend attempts or send
+    stop = await read_stop(producer.redis, account_id(bad))
+    assert stop is not None and (stop.state, stop.code) == ("halted", 103)
     status = await producer.status(sending_id)
-    assert status is not None and status["final"]
-    assert status["counts"]["failed"] == 3
+    assert status is not None and not status["final"]
+    assert status["counts"]["queued"] == 3
     results = [r async for r in producer.store.iter_results(sending_id)]
-    assert {(r["code"], r["attempts"]) for r in results} == {(103, 2)}
+    assert {(r["status"], r["attempts"]) for r in results} == {("queued", 0)}
     assert sandbox_stats(sandbox_url)["recipients"] == 0
+
+    await resume(producer.redis, account_id(bad))
+    # The operator fixed the credentials and resumed: the same jobs now go through.
+    await drain(settings.model_copy(update={"provider_username": "sandbox"}))
+    status = await producer.status(sending_id)
+    assert status is not None and status["final"] and status["counts"]["accepted"] == 3
+    assert sandbox_stats(sandbox_url)["duplicates"] == 0
 
 
 async def test_grouping_by_encoding_and_parts_per_recipient(

@@ -9,6 +9,7 @@ On SIGTERM the worker stops taking jobs and lets running ones finish
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -17,11 +18,13 @@ from arq.connections import RedisSettings
 from arq.worker import func
 
 from jobs import codec
+from jobs.accounts import AccountGate, account_id
 from jobs.producer import CHUNK_FUNCTION
 from jobs.results import ResultStore
 from jobs.settings import Settings, get_settings
 from jobs.templating import TextRules
 from worker.provider import ProviderClient
+from worker.rate_limit import RateLimiter
 from worker.tasks import send_chunk
 
 ARQ_MAX_TRIES = 1000
@@ -36,7 +39,15 @@ async def startup(ctx: dict[str, Any]) -> None:
         timeout=settings.provider_timeout,
         max_connections=settings.provider_max_connections,
     )
-    ctx["call_concurrency"] = settings.provider_max_connections
+    ctx["call_slots"] = asyncio.Semaphore(settings.provider_max_connections)
+    account = account_id(settings)
+    ctx["gate"] = AccountGate(ctx["redis"], account, settings.hold_probe_interval)
+    ctx["limiter"] = RateLimiter(
+        ctx["redis"],
+        account,
+        settings.rate_messages_per_second,
+        settings.rate_requests_per_second,
+    )
     ctx["text_rules"] = TextRules(settings.short_link_length, settings.otp_code_length)
 
 

@@ -46,6 +46,7 @@ class Reply:
     results: list[RecipientReply] | None  # 202 / 207
     code: int | None = None  # whole-request error
     description: str | None = None
+    retry_after: float | None = None  # seconds, from a 429's Retry-After
 
 
 def _parse(response: httpx.Response) -> Reply:
@@ -70,10 +71,16 @@ def _parse(response: httpx.Response) -> Reply:
                 )
             )
         return Reply(status, results)
+    retry_after = None
+    if status == 429:
+        try:
+            retry_after = float(response.headers.get("Retry-After", ""))
+        except ValueError:
+            retry_after = None
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        return Reply(status, None, error.get("code"), error.get("description"))
-    return Reply(status, None, None, response.reason_phrase or f"HTTP {status}")
+        return Reply(status, None, error.get("code"), error.get("description"), retry_after)
+    return Reply(status, None, None, response.reason_phrase or f"HTTP {status}", retry_after)
 
 
 class ProviderClient:

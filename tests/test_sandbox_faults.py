@@ -1,0 +1,353 @@
+"""Fault injection in the sandbox (``sandbox.faults``), each kind seen over real HTTP.
+
+No test measures time: latency is checked through the config and counters, and
+the ambiguous and drop faults through what the client gets and what the sandbox
+counted.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx
+import pytest
+
+SMS = "/api/rest/sms"
+FAULTS = "/_sandbox/faults"
+GOOD, OTHER = "34666555444", "34666555333"
+
+# A valid request to each channel, by stats name.
+BODIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "sms": (SMS, {"to": [GOOD], "from": "TEST", "message": "SMS text message"}),
+    "email": (
+        "/api/rest/mailing",
+        {
+            "to": ["ann@example.com"],
+            "fromName": "Info",
+            "fromEmail": "info@sample.com",
+            "body": "<html><body><a href='https://example.com'>link</a></body></html>",
+            "replyTo": "replyto@example.com",
+            "subject": "TEST",
+        },
+    ),
+    "voice": (
+        "/api/rest/voice",
+        {"to": [GOOD], "message": "Test", "gender": "F", "language": "es_ES"},
+    ),
+    "voice-audio": (
+        "/api/rest/voiceAudio",
+        {"to": [GOOD], "audioUrl": "https://example.com/audio.mp3"},
+    ),
+    "landing": (
+        "/api/rest/landingsms",
+        {
+            "to": [GOOD],
+            "message": "Landing {LAND_URL}",
+            "from": "LANDINGAPI",
+            "templateBody": "<html><body>Hi</body></html>",
+        },
+    ),
+    "whatsapp": (
+        "/api/rest/whatsapp",
+        {"templateId": 123, "from": "34666777555", "messages": [{"to": GOOD}]},
+    ),
+}
+
+
+def sms(*to: str) -> dict[str, Any]:
+    return {"to": list(to or [GOOD]), "from": "TEST", "message": "SMS text message"}
+
+
+async def configure(client: httpx.AsyncClient, config: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post(FAULTS, json=config)
+    assert response.status_code == 200, response.text
+    state: dict[str, Any] = response.json()
+    return state
+
+
+async def faults(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get(FAULTS)
+    assert response.status_code == 200
+    state: dict[str, Any] = response.json()
+    return state
+
+
+async def stats(client: httpx.AsyncClient, channel: str = "sms") -> dict[str, Any]:
+    response = await client.get("/_sandbox/stats")
+    channel_stats: dict[str, Any] = response.json()["channels"][channel]
+    return channel_stats
+
+
+async def test_no_faults_by_default(sandbox: httpx.AsyncClient) -> None:
+    state = await faults(sandbox)
+    assert state["config"] == {}
+    assert isinstance(state["seed"], int)
+    assert state["credits_left"] is None
+    assert state["burst_429_left"] == 0
+    assert set(state["injected"]) == {
+        "burst_429",
+        "status",
+        "error",
+        "drop",
+        "latency",
+        "credits",
+        "ambiguous",
+    }
+    assert not any(state["injected"].values())
+
+
+@pytest.mark.parametrize("channel", list(BODIES))
+async def test_every_channel_gets_faults(sandbox: httpx.AsyncClient, channel: str) -> None:
+    path, body = BODIES[channel]
+    assert (await sandbox.post(path, json=body)).status_code == 202
+    await configure(sandbox, {"error": {"code": 101, "rate": 1.0}})
+    response = await sandbox.post(path, json=body)
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": 101, "description": "Internal Database error"}}
+    counted = await stats(sandbox, channel)
+    assert (counted["requests"], counted["rejected"], counted["recipients"]) == (2, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "description"),
+    [
+        (101, 500, "Internal Database error"),
+        (111, 402, "Not enough credits"),
+        (103, 401, "Username or password unknown"),
+        (102, 400, "No valid recipients"),
+    ],
+)
+async def test_error_at_rate_one(
+    sandbox: httpx.AsyncClient, code: int, status: int, description: str
+) -> None:
+    await configure(sandbox, {"error": {"code": code, "rate": 1.0}})
+    for _ in range(3):
+        response = await sandbox.post(SMS, json=sms())
+        assert response.status_code == status
+        assert response.json() == {"error": {"code": code, "description": description}}
+    assert (await faults(sandbox))["injected"]["error"] == 3
+    counted = await stats(sandbox)
+    assert (counted["requests"], counted["rejected"], counted["recipients"]) == (3, 3, 0)
+
+
+async def test_error_at_rate_zero_never(sandbox: httpx.AsyncClient) -> None:
+    await configure(sandbox, {"error": {"code": 101, "rate": 0.0}})
+    for _ in range(20):
+        assert (await sandbox.post(SMS, json=sms())).status_code == 202
+    assert not any((await faults(sandbox))["injected"].values())
+    assert (await stats(sandbox))["recipients"] == 20
+
+
+async def test_error_list_first_hit_wins(sandbox: httpx.AsyncClient) -> None:
+    config = {"error": [{"code": 101, "rate": 0.0}, {"code": 111}, {"code": 102}]}
+    await configure(sandbox, config)
+    response = await sandbox.post(SMS, json=sms())
+    assert response.status_code == 402
+    assert response.json()["error"]["code"] == 111
+
+
+async def test_seeded_rate_is_reproducible(sandbox: httpx.AsyncClient) -> None:
+    config = {"seed": 7, "error": {"code": 101, "rate": 0.5}}
+
+    async def run() -> list[int]:
+        state = await configure(sandbox, config)
+        assert state["seed"] == 7
+        return [(await sandbox.post(SMS, json=sms())).status_code for _ in range(30)]
+
+    first = await run()
+    assert set(first) == {202, 500}
+    assert await run() == first
+    # One draw per request from random.Random(seed), as documented.
+    rng = random.Random(7)
+    assert first == [500 if rng.random() < 0.5 else 202 for _ in range(30)]
+    assert (await faults(sandbox))["injected"]["error"] == first.count(500)
+    counted = await stats(sandbox)
+    assert counted["requests"] == 60
+    assert counted["rejected"] == 2 * first.count(500)
+    assert counted["recipients"] == 2 * first.count(202)
+
+
+@pytest.mark.parametrize("status", [503, 429, 502])
+async def test_bare_status(sandbox: httpx.AsyncClient, status: int) -> None:
+    await configure(sandbox, {"status": {"status": status, "rate": 1.0}})
+    response = await sandbox.post(SMS, json=sms())
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text.startswith(str(status))
+    assert "code" not in response.text
+    assert (await faults(sandbox))["injected"]["status"] == 1
+    assert (await stats(sandbox))["recipients"] == 0
+
+
+async def test_latency_config_and_counters(sandbox: httpx.AsyncClient) -> None:
+    state = await configure(sandbox, {"latency_ms": {"min": 1, "max": 5}})
+    assert state["config"] == {"latency_ms": {"min": 1, "max": 5}}
+    for _ in range(4):
+        assert (await sandbox.post(SMS, json=sms())).status_code == 202
+    await sandbox.post(SMS, json={"to": ["nope"], "from": "TEST", "message": "x"})  # still delayed
+    state = await faults(sandbox)
+    assert state["injected"]["latency"] == 5
+    assert (await stats(sandbox))["recipients"] == 4
+    await configure(sandbox, {"latency_ms": 2})
+    assert (await sandbox.post(SMS, json=sms())).status_code == 202
+    assert (await faults(sandbox))["injected"]["latency"] == 1
+
+
+async def test_ambiguous_is_accepted_but_answered_too_late(
+    sandbox_url: str, sandbox: httpx.AsyncClient
+) -> None:
+    await configure(sandbox, {"ambiguous": {"rate": 1.0, "delay_s": 2}})
+    async with httpx.AsyncClient(
+        base_url=sandbox_url, auth=sandbox.auth, timeout=httpx.Timeout(0.5)
+    ) as impatient:
+        with pytest.raises(httpx.ReadTimeout):
+            await impatient.post(SMS, json=sms(GOOD, OTHER))
+    counted = await stats(sandbox)
+    assert (counted["requests"], counted["recipients"]) == (1, 2)
+    messages = (await sandbox.get("/_sandbox/messages")).json()["messages"]
+    assert [m["to"] for m in messages] == [GOOD, OTHER]
+    assert all(m["id"] for m in messages)
+    assert (await faults(sandbox))["injected"]["ambiguous"] == 1
+
+
+@pytest.mark.parametrize(("after_processing", "accepted"), [(False, 0), (True, 2)])
+async def test_drop_is_a_transport_error(
+    sandbox: httpx.AsyncClient, after_processing: bool, accepted: int
+) -> None:
+    await configure(sandbox, {"drop": {"rate": 1.0, "after_processing": after_processing}})
+    for _ in range(2):
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            await sandbox.post(SMS, json=sms(GOOD, OTHER))
+    counted = await stats(sandbox)
+    assert (counted["requests"], counted["recipients"]) == (2, 2 * accepted)
+    assert counted["unique"] == accepted
+    assert (await faults(sandbox))["injected"]["drop"] == 2
+    await configure(sandbox, {})  # the sandbox is still alive and answers normally
+    assert (await sandbox.post(SMS, json=sms())).status_code == 202
+
+
+async def test_credits(sandbox: httpx.AsyncClient) -> None:
+    state = await configure(sandbox, {"credits": 3})
+    assert state["credits_left"] == 3
+    assert (await sandbox.post(SMS, json=sms(GOOD, OTHER))).status_code == 202
+    assert (await faults(sandbox))["credits_left"] == 1
+
+    response = await sandbox.post(SMS, json=sms(GOOD, OTHER))
+    assert response.status_code == 402
+    assert response.json() == {"error": {"code": 111, "description": "Not enough credits"}}
+    # Only accepted recipients use credits: one valid of two still fits.
+    response = await sandbox.post(SMS, json=sms(GOOD, "nope"))
+    assert response.status_code == 207
+    state = await faults(sandbox)
+    assert (state["credits_left"], state["injected"]["credits"]) == (0, 1)
+    assert (await stats(sandbox))["recipients"] == 3
+
+    await configure(sandbox, {"credits": None})  # refill: unlimited
+    assert (await sandbox.post(SMS, json=sms(GOOD, OTHER))).status_code == 202
+    assert (await faults(sandbox))["credits_left"] is None
+    assert (await stats(sandbox))["recipients"] == 5
+
+
+async def test_burst_429(sandbox: httpx.AsyncClient) -> None:
+    state = await configure(sandbox, {"burst_429": {"requests": 3, "retry_after": 2}})
+    assert state["burst_429_left"] == 3
+    for _ in range(3):
+        response = await sandbox.post(SMS, json=sms())
+        assert response.status_code == 429
+        assert response.headers["retry-after"] == "2"
+        assert response.headers["content-type"].startswith("text/plain")
+    for _ in range(2):
+        assert (await sandbox.post(SMS, json=sms())).status_code == 202
+    state = await faults(sandbox)
+    assert (state["burst_429_left"], state["injected"]["burst_429"]) == (0, 3)
+
+
+async def test_channels_filter(sandbox: httpx.AsyncClient) -> None:
+    await configure(
+        sandbox,
+        {"channels": ["email"], "error": {"code": 101}, "burst_429": {"requests": 1}},
+    )
+    assert (await sandbox.post(SMS, json=sms())).status_code == 202
+    path, body = BODIES["email"]
+    assert (await sandbox.post(path, json=body)).status_code == 429
+    assert (await sandbox.post(path, json=body)).status_code == 500
+    assert (await sandbox.post(SMS, json=sms())).status_code == 202
+    assert (await faults(sandbox))["injected"] == {
+        "burst_429": 1,
+        "status": 0,
+        "error": 1,
+        "drop": 0,
+        "latency": 0,
+        "credits": 0,
+        "ambiguous": 0,
+    }
+
+
+async def test_auth_is_checked_before_faults(sandbox_url: str, sandbox: httpx.AsyncClient) -> None:
+    await configure(sandbox, {"error": {"code": 101}, "burst_429": {"requests": 1}})
+    response = httpx.post(f"{sandbox_url}{SMS}", json=sms(), auth=("sandbox", "wrong"))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == 103
+    state = await faults(sandbox)
+    assert (state["burst_429_left"], state["injected"]["error"]) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"nope": 1}, "nope"),
+        ({"seed": "x"}, "seed"),
+        ({"seed": True}, "seed"),
+        ({"channels": ["fax"]}, "channels"),
+        ({"channels": "sms"}, "channels"),
+        ({"error": {"code": 999}}, "error.code"),
+        ({"error": {"code": 0}}, "error.code"),
+        ({"error": {"rate": 0.5}}, "error.code"),
+        ({"error": {"code": 101, "rate": 2}}, "error.rate"),
+        ({"error": {"code": 101, "rate": "high"}}, "error.rate"),
+        ({"error": [{"code": 101}, {"code": 101, "often": 1}]}, "error[1].often"),
+        ({"status": {"status": 200}}, "status.status"),
+        ({"status": 503}, "status"),
+        ({"latency_ms": -1}, "latency_ms"),
+        ({"latency_ms": {"min": 50, "max": 10}}, "latency_ms.max"),
+        ({"ambiguous": {"rate": 1, "delay_s": -1}}, "ambiguous.delay_s"),
+        ({"drop": {"after_processing": "yes"}}, "drop.after_processing"),
+        ({"credits": -1}, "credits"),
+        ({"credits": 1.5}, "credits"),
+        ({"burst_429": {}}, "burst_429.requests"),
+        ({"burst_429": {"requests": 1, "retry_after": "soon"}}, "burst_429.retry_after"),
+    ],
+)
+async def test_bad_config_names_the_key(
+    sandbox: httpx.AsyncClient, config: dict[str, Any], key: str
+) -> None:
+    await configure(sandbox, {"credits": 10})
+    response = await sandbox.post(FAULTS, json=config)
+    assert response.status_code == 400
+    description = response.json()["error"]["description"]
+    assert description.startswith(f"{key}: "), description
+    assert (await faults(sandbox))["config"] == {"credits": 10}  # the old one stays
+
+
+@pytest.mark.parametrize("content", [b"[]", b"not json"])
+async def test_config_must_be_an_object(sandbox: httpx.AsyncClient, content: bytes) -> None:
+    response = await sandbox.post(FAULTS, content=content)
+    assert response.status_code == 400
+    assert response.json()["error"]["description"]
+
+
+async def test_post_replaces_and_reset_clears(sandbox: httpx.AsyncClient) -> None:
+    await configure(sandbox, {"error": {"code": 101}, "credits": 1})
+    assert (await sandbox.post(SMS, json=sms())).status_code == 500
+    state = await configure(sandbox, {"credits": 1})  # replaces: no error, counters zeroed
+    assert state["config"] == {"credits": 1}
+    assert not any(state["injected"].values())
+    assert (await sandbox.post(SMS, json=sms())).status_code == 202
+
+    await configure(sandbox, {"status": {"status": 503}})
+    assert (await sandbox.post("/_sandbox/reset")).status_code == 200
+    state = await faults(sandbox)
+    assert (state["config"], state["credits_left"]) == ({}, None)
+    assert not any(state["injected"].values())
+    assert (await sandbox.post(SMS, json=sms())).status_code == 202
