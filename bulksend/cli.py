@@ -108,6 +108,12 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
 def _print_status(status: dict[str, Any]) -> None:
     counts = " ".join(f"{k}={v}" for k, v in status["counts"].items())
     print(f"{status['id']} {status['state']} {counts}")
+    stop = status.get("account")
+    if stop:
+        print(
+            f"provider account {stop['state']}: {stop['code']} {stop['reason']} "
+            f"(since {stop['since']}; `bulksend resume` lifts it)"
+        )
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:

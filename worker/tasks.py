@@ -55,6 +55,7 @@ class ChunkRun:
         self.spec = spec
         self.current = current
         self.retry_needed = False
+        self.attempts_so_far = 0  # the most attempts among recipients going back to the queue
         self.stopped = False  # the account is held or halted
 
     def record(self, entry: Entry, status: str, **fields: Any) -> Update:
@@ -76,23 +77,26 @@ class ChunkRun:
         error = {"code": code, "description": description}
         if self._used_up(entry):
             return self.record(entry, "failed", **error)
+        return self._requeue(entry, error)
+
+    def _requeue(self, entry: Entry, error: dict[str, Any]) -> Update:
         self.retry_needed = True
+        attempts = int(self.current[entry.index].get("attempts", 0))
+        self.attempts_so_far = max(self.attempts_so_far, attempts)
         return self.record(entry, "queued", last_error=error)
 
     def requeue_untried(self, entry: Entry, attempted: bool, error: dict[str, Any]) -> Update:
         """Back to the queue without spending an attempt (the account was stopped)."""
         if attempted:
             self.current[entry.index]["attempts"] -= 1
-        self.retry_needed = True
-        return self.record(entry, "queued", last_error=error)
+        return self._requeue(entry, error)
 
     def ambiguous(self, entry: Entry, why: str) -> Update:
         record = self.current[entry.index]
         record["ambiguous"] = record.get("ambiguous", 0) + 1  # calls whose outcome was unknown
         if self.settings.on_ambiguous == "resend" and not self._used_up(entry):
-            self.retry_needed = True
             error = {"code": AMBIGUOUS_CODE, "description": f"outcome unknown, resending: {why}"}
-            return self.record(entry, "queued", last_error=error)
+            return self._requeue(entry, error)
         # Never "failed": the provider may well have it. Keep what
         # `bulksend requeue --unknown` needs to send it again on purpose.
         return self.record(
@@ -196,9 +200,10 @@ def _expired(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def _backoff(settings: Settings, job_try: int) -> float:
-    """Exponential backoff with full jitter, capped at five minutes."""
-    return float(min(settings.retry_delay * 2 ** min(job_try - 1, 16), 300.0) * random.random())
+def _backoff(settings: Settings, attempts: int) -> float:
+    """Exponential backoff with full jitter by attempts made, capped at five minutes."""
+    ceiling = min(settings.retry_delay * 2 ** min(max(attempts - 1, 0), 16), 300.0)
+    return float(ceiling * random.random())
 
 
 async def _run(ctx: dict[str, Any], sending_id: str, entries: list[Entry]) -> dict[str, int]:
@@ -234,7 +239,7 @@ async def _run(ctx: dict[str, Any], sending_id: str, entries: list[Entry]) -> di
     if run.stopped:
         raise Retry(defer=HOLD_RECHECK_S)
     if run.retry_needed:
-        raise Retry(defer=_backoff(run.settings, int(ctx.get("job_try", 1))))
+        raise Retry(defer=_backoff(run.settings, run.attempts_so_far))
     return {"calls": len(calls), "refused": len(refusals)}
 
 
