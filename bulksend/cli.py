@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import orjson
@@ -20,6 +22,8 @@ from bulksend.flags import FlagError, add_model_flags, model_data
 from jobs.base import InvalidJob, SendJob, build
 from jobs.email import Email
 from jobs.landing import LandingSms
+from jobs.producer import normalize_recipient
+from jobs.recipients_file import first_valid
 from jobs.results import IdempotencyConflict
 from jobs.settings import Settings, get_settings
 from jobs.sms import Sms
@@ -71,6 +75,14 @@ def send_job(args: argparse.Namespace) -> SendJob:
     model = CHANNELS[args.channel][0]
     try:
         data = model_data(args, model)
+        if getattr(args, "recipients_file", None):
+            if data.get("to") or data.get("sub"):
+                raise CliError("recipients-file: give recipients by file or by --to, not both")
+            if not os.access(args.recipients_file, os.R_OK):
+                raise CliError(f"recipients-file: cannot read {args.recipients_file}")
+            # The model needs a recipient to validate; the file's first usable one serves.
+            normalize = partial(normalize_recipient, model.kind)
+            data["to"] = [first_valid(args.recipients_file, normalize) or "missing"]
         if getattr(args, "attach", None):
             from jobs.email import Attachment
 
@@ -90,7 +102,12 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     with _redis(settings) as live:
 
         async def submit(producer: Any) -> Any:
-            sending_id = await producer.submit(job, args.idempotency_key)
+            if getattr(args, "recipients_file", None):
+                sending_id = await producer.submit_file(
+                    job, args.recipients_file, args.idempotency_key
+                )
+            else:
+                sending_id = await producer.submit(job, args.idempotency_key)
             if not args.wait:
                 return {"id": sending_id}
             return await producer.wait(sending_id, timeout=args.timeout)
@@ -245,6 +262,12 @@ def parser() -> argparse.ArgumentParser:
         add_model_flags(p, model)
         if channel == "email":
             p.add_argument("--attach", action="append", metavar="PATH", help="file to attach")
+        if channel != "whatsapp":
+            p.add_argument(
+                "--recipients-file",
+                metavar="FILE",
+                help="JSONL ({to, sub}) or CSV (to + sub columns), streamed: any size",
+            )
         p.add_argument("--idempotency-key", help="same key, same sending: enqueued once")
         p.add_argument("--wait", action="store_true", help="wait until the sending is final")
         p.add_argument("--timeout", type=float, help="with --wait: give up after N seconds")

@@ -13,19 +13,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
-from jobs import codec, keys
+from jobs import codec, keys, recipients_file
 from jobs.accounts import account_id, read_stop
 from jobs.base import InvalidJob, SendJob
 from jobs.email import normalize_email
 from jobs.fields import normalize_phone
 from jobs.results import CARRIED, Record, ResultStore, digest, now_iso
 from jobs.settings import Settings, get_settings
-from jobs.templating import TextRules
+from jobs.templating import TextRules, missing_variables, stand_ins
 
 CHUNK_FUNCTION = "send_chunk"
 NO_VALID_RECIPIENT = {"code": 102, "description": "No valid recipients"}
@@ -73,52 +76,105 @@ class Producer:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    async def submit(self, job: SendJob, idempotency_key: str | None = None) -> str:
-        """Record and enqueue ``job``; returns its sending id."""
+    def _check(self, job: SendJob, rules: TextRules | None = None) -> None:
+        """What the model cannot check alone: text rules (settings) and cc/bcc with chunks."""
         check_text = getattr(job, "check_text", None)
-        if check_text is not None:
-            try:
-                check_text(self.text_rules)
-            except ValueError as exc:
-                raise InvalidJob(f"invalid {job.kind} sending: {exc}") from None
-        sending_id = sending_id_for(idempotency_key)
-        spec = {"kind": job.kind, "endpoint": job.endpoint, "payload": job.api_payload()}
-        full = job.model_dump(by_alias=True, mode="json", exclude_none=True)
-        await self.store.create_sending(sending_id, job.kind, spec, digest(full))
-
-        recipients = job.recipients()
+        try:
+            if check_text is not None:
+                check_text(rules or self.text_rules)
+        except ValueError as exc:
+            raise InvalidJob(f"invalid {job.kind} sending: {exc}") from None
         size = self.settings.chunk_size
-        if len(recipients) > size and (getattr(job, "cc", None) or getattr(job, "bcc", None)):
+        if len(job.recipients()) > size and (getattr(job, "cc", None) or getattr(job, "bcc", None)):
             raise InvalidJob(
                 f"invalid {job.kind} sending: cc/bcc: with more than {size} recipients "
                 "(BULKSEND_CHUNK_SIZE) they would be copied once per provider call"
             )
+
+    async def submit(self, job: SendJob, idempotency_key: str | None = None) -> str:
+        """Record and enqueue ``job``; returns its sending id."""
+        self._check(job)
+        full = job.model_dump(by_alias=True, mode="json", exclude_none=True)
+        recipients = job.recipients()
+        rows = ((recipients[i], job.recipient_extras(i)) for i in range(len(recipients)))
+        return await self._submit(job, digest(full), rows, idempotency_key)
+
+    async def submit_file(
+        self, job: SendJob, path: str | Path, idempotency_key: str | None = None
+    ) -> str:
+        """Like ``submit``, with the recipients (and their ``sub``) streamed from a file.
+
+        ``job`` gives everything but the recipients (its ``to`` is ignored). The
+        file is validated whole first, then read again chunk by chunk, so memory
+        stays flat however many recipients it holds.
+        """
+        self._check(job, replace(self.text_rules, allow_unknown=True))
+        template: str | None = getattr(job, "message", None)
+        rules = self.text_rules
+
+        def check(to: str, extras: dict[str, Any]) -> None:
+            if template is None or rules.allow_unknown:
+                return
+            fixed = stand_ins(rules.short_link_length, rules.otp_length)
+            missing = missing_variables(template, extras.get("sub") or {}, fixed)
+            if missing:
+                raise ValueError(f"sub: no value for {{{missing[0]}}} used in message")
+
+        summary = recipients_file.scan(path, partial(normalize_recipient, job.kind), check)
+        if summary.first_valid is None:
+            raise InvalidJob(f"invalid {job.kind} sending: to: no valid recipients (code 102)")
+        fields = job.model_dump(by_alias=True, mode="json", exclude_none=True, exclude={"to"})
+        content = digest({"job": fields, "file": summary.sha256})
+        return await self._submit(job, content, recipients_file.rows(path), idempotency_key)
+
+    async def _submit(
+        self,
+        job: SendJob,
+        content_digest: str,
+        rows: Iterable[tuple[str, dict[str, Any]]],
+        idempotency_key: str | None,
+    ) -> str:
+        sending_id = sending_id_for(idempotency_key)
+        spec = {
+            "kind": job.kind,
+            "endpoint": job.endpoint,
+            "payload": job.api_payload(),
+            "created_at": now_iso(),
+        }
+        await self.store.create_sending(sending_id, job.kind, spec, content_digest)
         chunks = 0
-        for start in range(0, len(recipients), size):
-            records: list[tuple[int, Record]] = []
-            entries: list[list[Any]] = []
-            stamp = now_iso()
-            for index in range(start, min(start + size, len(recipients))):
-                raw = recipients[index]
-                normalized = normalize_recipient(job.kind, raw)
-                record: Record = {"to": raw, "attempts": 0, "queued_at": stamp}
-                if normalized is None:
-                    record.update(status="rejected", **NO_VALID_RECIPIENT, updated_at=stamp)
-                else:
-                    record["status"] = "queued"
-                    entries.append([index, normalized, job.recipient_extras(index)])
-                records.append((index, record))
-            await self.store.add_recipients(sending_id, records)
-            if entries:
-                await self.redis.enqueue_job(
-                    CHUNK_FUNCTION,
-                    sending_id,
-                    entries,
-                    _job_id=keys.chunk_job_id(sending_id, chunks),
-                )
-                chunks += 1
+        batch: list[tuple[int, Record]] = []
+        entries: list[list[Any]] = []
+        for index, (raw, extras) in enumerate(rows):
+            normalized = normalize_recipient(job.kind, raw)
+            if normalized is None:
+                batch.append((index, {"to": raw, "status": "rejected", **NO_VALID_RECIPIENT}))
+            else:
+                batch.append((index, {"to": raw, "status": "queued"}))
+                entries.append([index, normalized, extras])
+            if len(batch) == self.settings.chunk_size:
+                chunks += await self._enqueue(sending_id, chunks, batch, entries)
+                batch, entries = [], []
+        if batch:
+            chunks += await self._enqueue(sending_id, chunks, batch, entries)
         await self.store.open(sending_id, chunks)
         return sending_id
+
+    async def _enqueue(
+        self,
+        sending_id: str,
+        chunk: int,
+        records: list[tuple[int, Record]],
+        entries: list[list[Any]],
+    ) -> int:
+        """Record a chunk's recipients, then enqueue its job; returns jobs enqueued (0 or 1)."""
+        await self.store.add_recipients(sending_id, records)
+        if not entries:
+            return 0
+        await self.redis.enqueue_job(
+            CHUNK_FUNCTION, sending_id, entries, _job_id=keys.chunk_job_id(sending_id, chunk)
+        )
+        return 1
 
     async def requeue_unknown(self, sending_id: str) -> int:
         """Send again, on purpose, the recipients whose outcome is unknown.

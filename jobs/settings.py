@@ -55,7 +55,15 @@ class Settings(BaseSettings):
     )
 
     # --- worker ---------------------------------------------------------------
-    worker_max_jobs: int = Field(10, ge=1, description="Chunk jobs one worker runs at once")
+    worker_max_jobs: int = Field(
+        100, ge=1, description="Jobs one worker runs at once (many small ones coalesce)"
+    )
+    worker_poll_delay: float = Field(
+        0.01, gt=0, description="Seconds between a worker's looks at the queue"
+    )
+    linger_ms: float = Field(
+        10, ge=0, description="Micro-batching window: how long a call may wait for others"
+    )
     job_timeout: int = Field(120, ge=5, description="Seconds before arq considers a job dead")
     max_attempts: int = Field(5, ge=1, description="Provider attempts per recipient")
     max_age: float = Field(

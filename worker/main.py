@@ -23,7 +23,9 @@ from jobs.producer import CHUNK_FUNCTION
 from jobs.results import ResultStore
 from jobs.settings import Settings, get_settings
 from jobs.templating import TextRules
-from worker.provider import ProviderClient
+from worker.batching import Batcher
+from worker.planning import Call
+from worker.provider import ProviderClient, Reply
 from worker.rate_limit import RateLimiter
 from worker.tasks import send_chunk
 
@@ -39,15 +41,23 @@ async def startup(ctx: dict[str, Any]) -> None:
         timeout=settings.provider_timeout,
         max_connections=settings.provider_max_connections,
     )
-    ctx["call_slots"] = asyncio.Semaphore(settings.provider_max_connections)
     account = account_id(settings)
     ctx["gate"] = AccountGate(ctx["redis"], account, settings.hold_probe_interval)
-    ctx["limiter"] = RateLimiter(
+    limiter = ctx["limiter"] = RateLimiter(
         ctx["redis"],
         account,
         settings.rate_messages_per_second,
         settings.rate_requests_per_second,
     )
+    provider: ProviderClient = ctx["provider"]
+    slots = asyncio.Semaphore(settings.provider_max_connections)
+
+    async def send(endpoint: str, call: Call) -> Reply:
+        async with slots:  # at most this many provider calls at once per worker
+            await limiter.acquire(len(call.entries))
+            return await provider.post(endpoint, call.request_body())
+
+    ctx["batcher"] = Batcher(send, settings.linger_ms / 1000, settings.chunk_size)
     ctx["text_rules"] = TextRules(settings.short_link_length, settings.otp_code_length)
 
 
@@ -72,8 +82,8 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         job_timeout=settings.job_timeout,
         job_completion_wait=settings.job_timeout,
         max_tries=ARQ_MAX_TRIES,
-        keep_result=3600,
-        poll_delay=0.05,
+        keep_result=0,  # our records are the results; a kept arq result would copy the chunk
+        poll_delay=settings.worker_poll_delay,
         job_serializer=codec.dumps,
         job_deserializer=codec.loads,
     )

@@ -22,9 +22,10 @@ from jobs.accounts import AccountGate
 from jobs.fields import parse_api_date
 from jobs.results import CARRIED, FINAL, Record, ResultStore, now_iso
 from jobs.settings import Settings
+from worker.batching import Batcher
 from worker.error_policy import Action, classify
 from worker.planning import Call, Entry, plan
-from worker.provider import Ambiguous, NotSent, ProviderClient, Reply
+from worker.provider import Ambiguous, NotSent, Reply
 from worker.rate_limit import RateLimiter
 
 log = logging.getLogger("bulksend.worker")
@@ -47,10 +48,9 @@ class ChunkRun:
     ) -> None:
         self.settings: Settings = ctx["settings"]
         self.store: ResultStore = ctx["store"]
-        self.provider: ProviderClient = ctx["provider"]
+        self.batcher: Batcher = ctx["batcher"]
         self.gate: AccountGate = ctx["gate"]
         self.limiter: RateLimiter = ctx["limiter"]
-        self.slots: asyncio.Semaphore = ctx["call_slots"]
         self.sending_id = sending_id
         self.spec = spec
         self.current = current
@@ -61,6 +61,7 @@ class ChunkRun:
     def record(self, entry: Entry, status: str, **fields: Any) -> Update:
         old = self.current[entry.index]
         new = {k: v for k, v in old.items() if k in CARRIED}
+        new.setdefault("attempts", 0)
         new.update(status=status, updated_at=now_iso(), **fields)
         self.current[entry.index] = new
         return entry.index, new
@@ -68,7 +69,8 @@ class ChunkRun:
     def _used_up(self, entry: Entry) -> bool:
         """No attempt left: too many already, or the recipient is too old to send."""
         record = self.current[entry.index]
-        age = datetime.now(UTC) - datetime.fromisoformat(record["queued_at"])
+        queued_at = record.get("queued_at") or self.spec.get("created_at") or now_iso()
+        age = datetime.now(UTC) - datetime.fromisoformat(queued_at)
         too_old = age.total_seconds() > self.settings.max_age
         return bool(record.get("attempts", 0) >= self.settings.max_attempts or too_old)
 
@@ -108,28 +110,27 @@ class ChunkRun:
         )
 
     async def send(self, call: Call) -> None:
-        async with self.slots:
-            if self.stopped or not await self.gate.may_send():
-                self.stopped = True
-                held = {"code": None, "description": "provider account stopped; waiting"}
-                updates = [self.requeue_untried(e, False, held) for e in call.entries]
-                await self.store.record(self.sending_id, updates)
-                return
-            await self.limiter.acquire(len(call.entries))
-            marks = []
-            for entry in call.entries:
-                self.current[entry.index]["attempts"] = self.current[entry.index]["attempts"] + 1
-                marks.append(self.record(entry, "sending"))
-            await self.store.record(self.sending_id, marks)
-            try:
-                reply = await self.provider.post(self.spec["endpoint"], call.request_body())
-            except NotSent as exc:
-                updates = [self.retry_or_fail(e, None, str(exc)) for e in call.entries]
-            except Ambiguous as exc:
-                updates = [self.ambiguous(e, str(exc)) for e in call.entries]
-            else:
-                updates = await self._outcomes(call, reply)
+        if self.stopped or not await self.gate.may_send():
+            self.stopped = True
+            held = {"code": None, "description": "provider account stopped; waiting"}
+            updates = [self.requeue_untried(e, False, held) for e in call.entries]
             await self.store.record(self.sending_id, updates)
+            return
+        marks = []
+        for entry in call.entries:
+            record = self.current[entry.index]
+            record["attempts"] = record.get("attempts", 0) + 1
+            marks.append(self.record(entry, "sending"))
+        await self.store.record(self.sending_id, marks)
+        try:
+            reply = await self.batcher.post(self.spec["endpoint"], call)
+        except NotSent as exc:
+            updates = [self.retry_or_fail(e, None, str(exc)) for e in call.entries]
+        except Ambiguous as exc:
+            updates = [self.ambiguous(e, str(exc)) for e in call.entries]
+        else:
+            updates = await self._outcomes(call, reply)
+        await self.store.record(self.sending_id, updates)
 
     async def _outcomes(self, call: Call, reply: Reply) -> list[Update]:
         if reply.results is None:
@@ -257,6 +258,7 @@ async def _give_up(ctx: dict[str, Any], sending_id: str, entries: list[Entry], w
         else:
             status, code = "failed", INTERNAL_CODE
         new = {k: v for k, v in record.items() if k in CARRIED}
+        new.setdefault("attempts", 0)
         new.update(status=status, code=code, description=why, updated_at=now_iso())
         updates.append((entry.index, new))
     await store.record(sending_id, updates)

@@ -1,0 +1,212 @@
+"""Micro-batching and streamed sendings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from jobs import keys
+from jobs.base import InvalidJob
+from jobs.producer import CHUNK_FUNCTION, Producer
+from jobs.settings import Settings
+from jobs.sms import Sms
+from tests.helpers import drain, numbers, running_worker, sandbox_stats, wait_until
+from worker.batching import Batcher
+from worker.planning import Call, Entry
+from worker.provider import RecipientReply, Reply
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[Producer]:
+    p = await Producer.connect(settings)
+    yield p
+    await p.close()
+
+
+def otp(to: str, code: int) -> Sms:
+    return Sms.model_validate(
+        {"to": [to], "from": "BANK", "message": "Your code is {c}", "sub": [{"c": code}]}
+    )
+
+
+async def test_single_recipient_jobs_coalesce_and_each_keeps_its_own_result(
+    producer: Producer, settings: Settings, sandbox_url: str
+) -> None:
+    ids = [await producer.submit(otp(n, i)) for i, n in enumerate(numbers(60))]
+    other = await producer.submit(  # another text template: never merged with the OTPs
+        Sms.model_validate({"to": numbers(1, 500), "from": "SHOP", "message": "Sale!"})
+    )
+    # A recipient only the provider refuses, in a job of its own among the OTPs.
+    refused = await producer.submit(otp(numbers(1, 900)[0], 1))
+    await producer.store.add_recipients(refused, [(1, {"to": "34", "status": "queued"})])
+    await producer.redis.enqueue_job(
+        CHUNK_FUNCTION, refused, [[1, "34", {"sub": {"c": 2}}]], _job_id=f"{refused}:x"
+    )
+    await drain(settings.model_copy(update={"linger_ms": 200}))
+    for i, sending_id in enumerate(ids):
+        [record] = [r async for r in producer.store.iter_results(sending_id)]
+        assert (record["to"], record["status"], record["attempts"]) == (
+            numbers(60)[i],
+            "accepted",
+            1,
+        )
+    sent = {m["to"]: m["text"] for m in _messages(sandbox_url)}
+    assert sent[numbers(60)[7]] == "Your code is 7"  # each job's own sub, after merging
+    got = [
+        (r["to"], r["status"], r.get("code")) async for r in producer.store.iter_results(refused)
+    ]
+    assert got == [(numbers(1, 900)[0], "accepted", None), ("34", "rejected", 102)]
+    assert [r["status"] async for r in producer.store.iter_results(other)] == ["accepted"]
+    stats = sandbox_stats(sandbox_url)
+    assert stats["recipients"] == 62 and stats["duplicates"] == 0
+    assert stats["requests"] < 62 / 4, stats  # coalesced: far fewer calls than jobs
+
+
+def _messages(sandbox_url: str) -> list[dict[str, str]]:
+    return list(
+        httpx.get(f"{sandbox_url}/_sandbox/messages", params={"limit": 1000}).json()["messages"]
+    )
+
+
+def _call(n: int, tag: str) -> Call:
+    entries = [Entry(i, f"3466000{i:04d}", {"sub": {"t": tag}}) for i in range(n)]
+    return Call("sms", {"from": "T", "message": "{t}"}, entries, "gsm", 1)
+
+
+async def test_batcher_flushes_a_lone_call_when_the_window_closes() -> None:
+    sent: list[int] = []
+
+    async def send(endpoint: str, call: Call) -> Reply:
+        sent.append(len(call.entries))
+        return Reply(202, [RecipientReply(e.to, True, f"id{e.index}") for e in call.entries])
+
+    batcher = Batcher(send, linger_s=0.02, max_size=100)
+    async with asyncio.timeout(5):  # a lone call is never held past the window
+        reply = await batcher.post("/api/rest/sms", _call(1, "a"))
+    assert sent == [1] and reply.results is not None and reply.results[0].accepted
+
+
+async def test_batcher_flushes_at_once_when_full_and_splits_replies_in_order() -> None:
+    sent: list[int] = []
+
+    async def send(endpoint: str, call: Call) -> Reply:
+        sent.append(len(call.entries))
+        return Reply(207, [RecipientReply(e.to, e.index % 2 == 0, None) for e in call.entries])
+
+    batcher = Batcher(send, linger_s=3600, max_size=6)  # the window never closes in this test
+    async with asyncio.timeout(5):
+        replies = await asyncio.gather(*(batcher.post("/x", _call(2, t)) for t in "abc"))
+    assert sent == [6]
+    for reply in replies:
+        assert reply.results is not None
+        assert [r.accepted for r in reply.results] == [True, False]
+
+
+async def test_batcher_never_merges_different_bodies() -> None:
+    bodies: list[str] = []
+
+    async def send(endpoint: str, call: Call) -> Reply:
+        bodies.append(call.body["from"])
+        return Reply(202, [RecipientReply(e.to, True) for e in call.entries])
+
+    batcher = Batcher(send, linger_s=0.05, max_size=100)
+    one = _call(1, "a")
+    two = Call("sms", {"from": "OTHER", "message": "{t}"}, one.entries, "gsm", 1)
+    await asyncio.gather(batcher.post("/x", one), batcher.post("/x", two))
+    assert sorted(bodies) == ["OTHER", "T"]
+
+
+async def test_single_jobs_with_a_running_worker_are_not_held(
+    producer: Producer, settings: Settings, sandbox_url: str
+) -> None:
+    async with running_worker(settings):
+        ids = []
+        for i, n in enumerate(numbers(20)):
+            ids.append(await producer.submit(otp(n, i)))
+            await asyncio.sleep(0.005)
+
+        async def all_final() -> bool:
+            statuses = [await producer.status(i) for i in ids]
+            return all(s is not None and s["final"] for s in statuses)
+
+        await wait_until(all_final, timeout=30)
+    assert sandbox_stats(sandbox_url)["recipients"] == 20
+
+
+def write_jsonl(path: Path, n: int, bad: dict[int, str] | None = None) -> list[str]:
+    to = numbers(n)
+    for i, value in (bad or {}).items():
+        to[i] = value
+    path.write_text(
+        "".join(json.dumps({"to": t, "sub": {"name": f"n{i}"}}) + "\n" for i, t in enumerate(to))
+    )
+    return to
+
+
+async def test_streamed_file_sending(
+    producer: Producer, settings: Settings, sandbox_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "r.jsonl"
+    to = write_jsonl(path, 2_345, bad={10: "12", 2000: "abc"})
+    small = await Producer.connect(settings.model_copy(update={"chunk_size": 500}))
+    sending_id = await small.submit_file(
+        Sms.model_validate({"to": ["34666555444"], "from": "T", "message": "Hi {name}"}), path
+    )
+    await small.close()
+    await drain(settings)
+    status = await producer.status(sending_id)
+    assert status is not None and status["final"] and status["chunks"] == 5
+    assert (status["counts"]["accepted"], status["counts"]["rejected"]) == (2_343, 2)
+    rows = [r async for r in producer.store.iter_results(sending_id)]
+    assert [r["to"] for r in rows] == to
+    assert sandbox_stats(sandbox_url)["recipients"] == 2_343
+    # arq keeps no copy of a finished chunk's payload
+    assert await producer.redis.keys("arq:result:*") == []
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('{"to": "34666555444", "sub": {"name": "a"}}\n{"sub": {"name": "b"}}\n', "line 2: to"),
+        ('{"to": "34666555444", "sub": {"name": "a"}}\nnot json\n', "line 2: not JSON"),
+        ('{"to": "34666555444", "sub": {"name": "a"}}\n{"to": "34666555443"}\n', "{name}"),
+        ('{"to": "34666555444", "sub": {"name": "a"}, "x": 1}\n', "unknown keys"),
+    ],
+)
+async def test_bad_file_is_refused_whole_before_anything_is_queued(
+    producer: Producer, tmp_path: Path, content: str, reason: str
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    job = Sms.model_validate({"to": ["34666555444"], "from": "T", "message": "Hi {name}"})
+    with pytest.raises(InvalidJob, match="recipients-file") as err:
+        await producer.submit_file(job, path)
+    assert reason in str(err.value)
+    assert await producer.redis.dbsize() == 0
+
+
+def test_cli_streams_a_csv_file(env: dict[str, str], tmp_path: Path, redis_url: str) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("to,name\n34666555444,Ana\nabc,Bad\n34666555333,Luis\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "bulksend", "send", "sms", "--from", "T", "--message", "Hi {name}",
+         "--recipients-file", str(path), "--json"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sending_id = json.loads(done.stdout)["id"]
+    raw = redis.Redis.from_url(redis_url).hgetall(keys.results(sending_id))
+    got = sorted((int(k), json.loads(v)["to"], json.loads(v)["status"]) for k, v in raw.items())
+    assert got == [
+        (0, "34666555444", "queued"),
+        (1, "abc", "rejected"),
+        (2, "34666555333", "queued"),
+    ]
