@@ -74,6 +74,29 @@ class SendJob(BaseModel):
         }
 
 
+def one_content_source(
+    inline: tuple[str, str | None], template_id: int | None, template_v2_id: int | None
+) -> None:
+    """Exactly one of an inline body, ``templateId`` or ``templateV2Id`` (else 140).
+
+    The doc does not say which one wins when several are given; sending the
+    wrong content to every recipient is worse than refusing.
+    """
+    name, text = inline
+    candidates = (
+        (name, text if text and text.strip() else None),
+        ("templateId", template_id),
+        ("templateV2Id", template_v2_id),
+    )
+    given = [key for key, value in candidates if value is not None]
+    if not given:
+        raise ValueError(
+            f"{name}: {name}, templateId or templateV2Id is required (provider code 140)"
+        )
+    if len(given) > 1:
+        raise ValueError(f"{name}: give only one of {name}, templateId, templateV2Id, not {given}")
+
+
 def check_api_date(value: str | None) -> str | None:
     if value is not None:
         parse_api_date(value)

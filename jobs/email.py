@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from jobs.base import SendJob, check_api_date
+from jobs.base import SendJob, check_api_date, one_content_source
 from jobs.sms import SubValue
 
 MIB = 1024 * 1024
@@ -238,23 +238,7 @@ class Email(SendJob):
 
     @model_validator(mode="after")
     def _content_source(self) -> Self:
-        given = [
-            name
-            for name, value in (
-                ("body", self.body if self.body and self.body.strip() else None),
-                ("templateId", self.template_id),
-                ("templateV2Id", self.template_v2_id),
-            )
-            if value is not None
-        ]
-        if not given:
-            raise ValueError(
-                "body: body, templateId or templateV2Id is required (provider code 140)"
-            )
-        if len(given) > 1:
-            # The doc does not say which one wins; sending the wrong content to
-            # every recipient is worse than refusing.
-            raise ValueError(f"body: give only one of body, templateId, templateV2Id, not {given}")
+        one_content_source(("body", self.body), self.template_id, self.template_v2_id)
         return self
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from typing import Annotated, ClassVar, Self
 
 from pydantic import Field, model_validator
 
+from jobs.base import one_content_source
 from jobs.gsm import MAX_PARTS_LANDING
 from jobs.sms import Sms
 
@@ -32,27 +33,9 @@ class LandingSms(Sms):
 
     @model_validator(mode="after")
     def _landing_page(self) -> Self:
-        body = self.template_body if self.template_body and self.template_body.strip() else None
-        given = [
-            name
-            for name, value in (
-                ("templateBody", body),
-                ("templateId", self.template_id),
-                ("templateV2Id", self.template_v2_id),
-            )
-            if value is not None
-        ]
-        if not given:
-            raise ValueError(
-                "templateBody: templateBody, templateId or templateV2Id is required"
-                " (provider code 140)"
-            )
-        if len(given) > 1:
-            # The doc does not say which one wins; refuse rather than guess.
-            raise ValueError(
-                f"templateBody: give only one of templateBody, templateId, templateV2Id,"
-                f" not {given}"
-            )
+        one_content_source(
+            ("templateBody", self.template_body), self.template_id, self.template_v2_id
+        )
         if LANDING_PLACEHOLDER not in self.message:
             raise ValueError(
                 f"message: has no {LANDING_PLACEHOLDER} where the landing link goes"
