@@ -7,6 +7,7 @@ show it, while Python code reads snake_case attributes.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
@@ -17,6 +18,12 @@ from jobs.fields import parse_api_date
 
 class InvalidJob(ValueError):
     """A sending refused whole, before anything is queued. The text names the field."""
+
+
+@cache
+def _attribute(api_name: str) -> str:
+    """``notificationUrl`` → ``notification_url``; cached: called once per recipient."""
+    return to_snake(api_name)
 
 
 class SendJob(BaseModel):
@@ -59,7 +66,7 @@ class SendJob(BaseModel):
         """The per-recipient parameters of recipient ``index`` (API names)."""
         extras = {}
         for name in self.per_recipient:
-            value = getattr(self, to_snake(name), None)
+            value = getattr(self, _attribute(name), None)
             if isinstance(value, list):
                 extras[name] = value[index]
         return extras
