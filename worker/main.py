@@ -30,6 +30,7 @@ from worker.rate_limit import RateLimiter
 from worker.tasks import send_chunk
 
 ARQ_MAX_TRIES = 1000
+log = logging.getLogger("bulksend.worker")
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -93,4 +94,9 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
 
 def run(settings: Settings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    build_worker(settings).run()
+    # arq logs every job's arguments at INFO: recipients and their sub values.
+    # Personal data stays out of the logs; our own lines name sendings, not people.
+    logging.getLogger("arq.worker").setLevel(logging.WARNING)
+    worker = build_worker(settings)
+    log.info("worker started on queue %s", worker.queue_name)
+    worker.run()

@@ -241,6 +241,13 @@ async def _run(ctx: dict[str, Any], sending_id: str, entries: list[Entry]) -> di
         raise Retry(defer=HOLD_RECHECK_S)
     if run.retry_needed:
         raise Retry(defer=_backoff(run.settings, run.attempts_so_far))
+    log.info(
+        "sending %s: %d recipients in %d calls, %d refused before sending",
+        sending_id,
+        len(pending) - len(refusals),
+        len(calls),
+        len(refusals),
+    )
     return {"calls": len(calls), "refused": len(refusals)}
 
 
