@@ -26,14 +26,25 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from jobs.base import SendJob, check_api_date, one_content_source
+from jobs.settings import get_settings
 from jobs.sms import SubValue
 
 MIB = 1024 * 1024
 # Our limits, not the provider's (the doc gives none): a base64 JSON body of
 # ~27 MiB is already more than one provider call should carry, and every
 # attachment is billed ("Attached files have an additional cost").
-MAX_ATTACHMENT_BYTES = 10 * MIB
-MAX_MESSAGE_ATTACHMENT_BYTES = 20 * MIB
+MAX_ATTACHMENT_BYTES = 10 * MIB  # defaults of BULKSEND_MAX_ATTACHMENT_MB …
+MAX_MESSAGE_ATTACHMENT_BYTES = 20 * MIB  # … and BULKSEND_MAX_MESSAGE_ATTACHMENTS_MB
+
+
+def _file_limit() -> int:
+    return int(get_settings().max_attachment_mb * MIB)
+
+
+def _message_limit() -> int:
+    return int(get_settings().max_message_attachments_mb * MIB)
+
+
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 # A practical subset of RFC 5321/5322, not the whole grammar: a dot-atom local
@@ -73,7 +84,7 @@ def _size(n: int) -> str:
 
 
 def _too_big(name: str, n: int) -> str:
-    return f"{name!r} is {_size(n)}; at most {MAX_ATTACHMENT_BYTES // MIB} MiB per file"
+    return f"{name!r} is {_size(n)}; at most {get_settings().max_attachment_mb:g} MiB per file"
 
 
 class Attachment(BaseModel):
@@ -129,7 +140,7 @@ class Attachment(BaseModel):
             raise ValueError(
                 f"{name!r}: content is not valid base64 (no line breaks or other characters)"
             ) from None
-        if size > MAX_ATTACHMENT_BYTES:
+        if size > _file_limit():
             raise ValueError(_too_big(name, size))
         return value
 
@@ -165,7 +176,7 @@ class Attachment(BaseModel):
         """
         file = Path(path)
         size = file.stat().st_size
-        if size > MAX_ATTACHMENT_BYTES:
+        if size > _file_limit():
             raise ValueError(_too_big(file.name, size))
         return cls.from_bytes(file.name, file.read_bytes(), content_type)
 
@@ -244,11 +255,11 @@ class Email(SendJob):
     @model_validator(mode="after")
     def _attachments_total(self) -> Self:
         total = sum(attachment.size for attachment in self.attachments or [])
-        if total > MAX_MESSAGE_ATTACHMENT_BYTES:
+        if total > _message_limit():
             names = ", ".join(repr(attachment.name) for attachment in self.attachments or [])
             raise ValueError(
                 f"attachments: {names} together are {_size(total)}; "
-                f"at most {MAX_MESSAGE_ATTACHMENT_BYTES // MIB} MiB per message"
+                f"at most {get_settings().max_message_attachments_mb:g} MiB per message"
             )
         return self
 

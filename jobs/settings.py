@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     mail_public_key: SecretStr = Field(SecretStr("sandbox-public"), description="Mail PublicKey")
     mail_secret_key: SecretStr = Field(SecretStr("sandbox-secret"), description="Mail SecretKey")
 
+    # --- email attachments ----------------------------------------------------
+    max_attachment_mb: float = Field(10, gt=0, description="Largest email attachment, MiB")
+    max_message_attachments_mb: float = Field(
+        20, gt=0, description="Largest total of one email's attachments, MiB"
+    )
+
     # --- producer -----------------------------------------------------------
     chunk_size: int = Field(1000, ge=1, le=10_000, description="Recipients per chunk job")
 

@@ -701,3 +701,15 @@ def test_contact_import_bad_content() -> None:
 )
 def test_neutralise_cell(cell: str, safe: str) -> None:
     assert neutralise_cell(cell) == safe
+
+
+def test_attachment_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs.settings import get_settings
+
+    monkeypatch.setenv("BULKSEND_MAX_ATTACHMENT_MB", "0.001")  # about 1 KB
+    get_settings.cache_clear()
+    try:
+        message = refused(Email, attach(name="a.bin", content=b64(bytes(2000))))
+        assert "a.bin" in message and "0.001 MiB per file" in message
+    finally:
+        get_settings.cache_clear()
