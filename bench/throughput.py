@@ -293,6 +293,8 @@ class Rig:
                 "--redis-url", self.redis_url, "--queue", queue,
                 "--provider-url", self.sandbox_url, "--poll-delay", str(poll_delay),
             ]  # fmt: skip
+        # Each logs a line once started: ours, or arq's own for the naive worker.
+        marker = b"worker started" if kind == "pipeline" else b"Starting worker"
         names = [f"{queue.replace(':', '-')}-{i}" for i in range(count)]
         procs = [self.spawn(name, argv, self.env(queue)) for name in names]
         client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
@@ -303,7 +305,7 @@ class Rig:
                         if proc.poll() is not None:
                             raise RuntimeError(f"worker exited early; see {self.tmp}/{name}.log")
                     logs = [(self.tmp / f"{name}.log").read_bytes() for name in names]
-                    started = all(b"Starting worker" in text for text in logs)
+                    started = all(marker in text for text in logs)
                     if started and client.exists(f"{queue}:health-check"):
                         break
                     await asyncio.sleep(0.05)

@@ -41,8 +41,11 @@ def digest(payload: Any) -> str:
 
 
 # Shared Lua prelude: move one recipient to a new record if it is still pending.
+# Counter changes are summed in DELTA and written once per call (flush), not
+# twice per recipient.
 _LUA_MOVE = """
 local FINAL = {accepted=1, rejected=1, failed=1, unknown=1, expired=1}
+local DELTA = {}
 local function move(idx, new, rec)
   local cur = redis.call('HGET', KEYS[2], idx)
   local old = 'queued'
@@ -50,10 +53,16 @@ local function move(idx, new, rec)
   if FINAL[old] then return 0 end
   redis.call('HSET', KEYS[2], idx, rec)
   if old ~= new then
-    redis.call('HINCRBY', KEYS[1], 'n:' .. old, -1)
-    redis.call('HINCRBY', KEYS[1], 'n:' .. new, 1)
+    DELTA[old] = (DELTA[old] or 0) - 1
+    DELTA[new] = (DELTA[new] or 0) + 1
   end
   return 1
+end
+local function flush()
+  for status, n in pairs(DELTA) do
+    if n ~= 0 then redis.call('HINCRBY', KEYS[1], 'n:' .. status, n) end
+  end
+  DELTA = {}
 end
 local function settle(now, ttl)
   local state = redis.call('HGET', KEYS[1], 'state')
@@ -76,6 +85,7 @@ _LUA_RECORD = (
     + """
 local applied = 0
 for i = 3, #ARGV, 3 do applied = applied + move(ARGV[i], ARGV[i+1], ARGV[i+2]) end
+flush()
 settle(ARGV[1], ARGV[2])
 return applied
 """
@@ -84,14 +94,15 @@ return applied
 # Initial records; a record that already exists (a resubmission) is left alone.
 # ARGV: (index, status, record) triples.
 _LUA_ADD = """
-local added = 0
+local added, counts = 0, {}
 for i = 1, #ARGV, 3 do
   if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i+2]) == 1 then
-    redis.call('HINCRBY', KEYS[1], 'n:' .. ARGV[i+1], 1)
-    redis.call('HINCRBY', KEYS[1], 'total', 1)
+    counts[ARGV[i+1]] = (counts[ARGV[i+1]] or 0) + 1
     added = added + 1
   end
 end
+for status, n in pairs(counts) do redis.call('HINCRBY', KEYS[1], 'n:' .. status, n) end
+if added > 0 then redis.call('HINCRBY', KEYS[1], 'total', added) end
 return added
 """
 
