@@ -131,7 +131,6 @@ async def test_chaos_hold_nobody_receives_twice(
     assert run["stats"]["duplicates"] == 0
 
 
-@pytest.mark.slow
 async def test_chaos_resend_only_ambiguous_recipients_may_receive_twice(
     producer: Producer, env: dict[str, str], sandbox_url: str
 ) -> None:

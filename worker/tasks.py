@@ -229,8 +229,9 @@ async def _run(ctx: dict[str, Any], sending_id: str, entries: list[Entry]) -> di
         else:
             pending.append(entry)
     await store.record(sending_id, settled)
-    if not pending:
-        return {"calls": 0}
+    # No early return when nothing is pending: recipients resent after an
+    # ambiguous call were queued again by this very run, and only the Retry
+    # below brings their job back.
     calls, refusals = plan(spec["kind"], spec["payload"], pending, ctx["text_rules"])
     refused = [
         run.record(r.entry, "rejected", code=r.code, description=r.description) for r in refusals
