@@ -54,11 +54,7 @@ class Producer:
         self.settings = settings or get_settings()
         self.redis = redis
         self.store = ResultStore(redis, ttl_seconds=self.settings.result_ttl_days * 86400)
-        self.text_rules = TextRules(
-            self.settings.short_link_length,
-            self.settings.otp_code_length,
-            self.settings.allow_unknown_variables,
-        )
+        self.text_rules = TextRules.from_settings(self.settings)
 
     @classmethod
     async def connect(cls, settings: Settings | None = None) -> Producer:
@@ -111,16 +107,15 @@ class Producer:
         self._check(job, replace(self.text_rules, allow_unknown=True))
         template: str | None = getattr(job, "message", None)
         rules = self.text_rules
+        fixed = stand_ins(rules.short_link_length, rules.otp_length)
 
         def check(to: str, extras: dict[str, Any]) -> None:
-            if template is None or rules.allow_unknown:
-                return
-            fixed = stand_ins(rules.short_link_length, rules.otp_length)
-            missing = missing_variables(template, extras.get("sub") or {}, fixed)
+            missing = missing_variables(str(template), extras.get("sub") or {}, fixed)
             if missing:
                 raise ValueError(f"sub: no value for {{{missing[0]}}} used in message")
 
-        summary = recipients_file.scan(path, partial(normalize_recipient, job.kind), check)
+        checked = None if template is None or rules.allow_unknown else check
+        summary = recipients_file.scan(path, partial(normalize_recipient, job.kind), checked)
         if summary.first_valid is None:
             raise InvalidJob(f"invalid {job.kind} sending: to: no valid recipients (code 102)")
         fields = job.model_dump(by_alias=True, mode="json", exclude_none=True, exclude={"to"})

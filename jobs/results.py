@@ -28,6 +28,14 @@ Record = dict[str, Any]
 CARRIED = ("to", "queued_at", "attempts", "ambiguous")
 
 
+def successor(old: Record, status: str, **fields: Any) -> Record:
+    """The record that replaces ``old``: what is carried over, the new status and fields."""
+    new: Record = {k: v for k, v in old.items() if k in CARRIED}
+    new.setdefault("attempts", 0)
+    new.update(status=status, updated_at=now_iso(), **fields)
+    return new
+
+
 class IdempotencyConflict(ValueError):
     """The idempotency key was used before for a different sending."""
 

@@ -11,6 +11,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobs.settings import Settings
 
 # {name} or {name|filter}; names are letters, digits and underscores.
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([A-Za-z]+))?\}")
@@ -31,6 +35,14 @@ class TextRules:
     short_link_length: int = SHORT_LINK_LENGTH
     otp_length: int = OTP_LENGTH
     allow_unknown: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TextRules:
+        return cls(
+            settings.short_link_length,
+            settings.otp_code_length,
+            settings.allow_unknown_variables,
+        )
 
 
 class TemplateError(ValueError):

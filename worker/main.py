@@ -59,7 +59,7 @@ async def startup(ctx: dict[str, Any]) -> None:
             return await provider.post(endpoint, call.request_body())
 
     ctx["batcher"] = Batcher(send, settings.linger_ms / 1000, settings.chunk_size)
-    ctx["text_rules"] = TextRules(settings.short_link_length, settings.otp_code_length)
+    ctx["text_rules"] = TextRules.from_settings(settings)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

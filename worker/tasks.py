@@ -20,7 +20,7 @@ from arq import Retry
 
 from jobs.accounts import AccountGate
 from jobs.fields import parse_api_date
-from jobs.results import CARRIED, FINAL, Record, ResultStore, now_iso
+from jobs.results import FINAL, Record, ResultStore, now_iso, successor
 from jobs.settings import Settings
 from worker.batching import Batcher
 from worker.error_policy import Action, classify
@@ -59,11 +59,7 @@ class ChunkRun:
         self.stopped = False  # the account is held or halted
 
     def record(self, entry: Entry, status: str, **fields: Any) -> Update:
-        old = self.current[entry.index]
-        new = {k: v for k, v in old.items() if k in CARRIED}
-        new.setdefault("attempts", 0)
-        new.update(status=status, updated_at=now_iso(), **fields)
-        self.current[entry.index] = new
+        new = self.current[entry.index] = successor(self.current[entry.index], status, **fields)
         return entry.index, new
 
     def _used_up(self, entry: Entry) -> bool:
@@ -265,10 +261,7 @@ async def _give_up(ctx: dict[str, Any], sending_id: str, entries: list[Entry], w
             status, code = "unknown", AMBIGUOUS_CODE
         else:
             status, code = "failed", INTERNAL_CODE
-        new = {k: v for k, v in record.items() if k in CARRIED}
-        new.setdefault("attempts", 0)
-        new.update(status=status, code=code, description=why, updated_at=now_iso())
-        updates.append((entry.index, new))
+        updates.append((entry.index, successor(record, status, code=code, description=why)))
     await store.record(sending_id, updates)
 
 
