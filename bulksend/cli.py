@@ -157,12 +157,28 @@ def cmd_requeue(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    with _redis(settings) as live:
+        try:
+            status = _with_producer(live, lambda p: p.cancel(args.id))
+        except KeyError:
+            raise CliError(f"id: no sending {args.id!r}") from None
+    if args.json:
+        _print_json(status)
+    else:
+        _print_status(status)
+    return 0
+
+
 def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     from jobs.accounts import account_id, resume
 
     account = args.account or account_id(settings)
+    expires_s = settings.result_ttl_days * 86400
     with _redis(settings) as live:
-        lifted = _with_producer(live, lambda p: resume(p.redis, account))
+        lifted = _with_producer(
+            live, lambda p: resume(p.redis, account, args.channel, expires_s=expires_s)
+        )
     if lifted is None:
         print(f"account {account} was not stopped")
     else:
@@ -293,7 +309,13 @@ def parser() -> argparse.ArgumentParser:
 
     resume = sub.add_parser("resume", help="lift a hold or halt of the provider account")
     resume.add_argument("--account", help="user@host (default: the configured provider account)")
+    resume.add_argument("--channel", help="lift only this channel's stop (e.g. email)")
     resume.set_defaults(handler=cmd_resume)
+
+    cancel = sub.add_parser("cancel", help="record recipients not yet sent cancelled")
+    cancel.add_argument("id")
+    cancel.add_argument("--json", action="store_true")
+    cancel.set_defaults(handler=cmd_cancel)
 
     results = sub.add_parser("results", help="export a sending's results as JSONL")
     results.add_argument("id")

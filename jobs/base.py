@@ -110,6 +110,23 @@ def check_api_date(value: str | None) -> str | None:
     return value
 
 
+def check_expiration(schedule_date: str | None, expiration_date: str | None) -> None:
+    """``expirationDate`` must come after ``scheduleDate`` when both are given (else 119).
+
+    A message that expires when or before it is due is never sent: the provider
+    answers "Invalid expiration date" (messaging-api.txt → "Errors" → 119), so
+    the sending is refused whole instead of being queued to fail. Both values
+    are already valid ``YYYYmmddHHiiss`` dates (field validators run first).
+    """
+    if schedule_date is None or expiration_date is None:
+        return
+    if parse_api_date(expiration_date) <= parse_api_date(schedule_date):
+        raise ValueError(
+            f"expirationDate: {expiration_date} is not after scheduleDate {schedule_date}"
+            " (provider code 119)"
+        )
+
+
 def describe(exc: ValidationError) -> str:
     """One line naming each bad field by its API name and the reason."""
     problems = []

@@ -32,8 +32,12 @@ def normalize_phone(raw: str) -> str | None:
 
 
 def sender_problem(sender: str | None) -> tuple[int, str] | None:
-    """The provider's (code, reason) for a bad ``from``, or None when it is fine."""
-    if not sender:
+    """The provider's (code, reason) for a bad ``from``, or None when it is fine.
+
+    A sender of only spaces is no sender ("Errors" → 106 "Sender missing"), even
+    though the alphanumeric form allows spaces between its characters.
+    """
+    if not sender or not sender.strip():
         return 106, "Sender missing"
     if _SENDER_DIGITS.fullmatch(sender) or _SENDER_ALNUM.fullmatch(sender):
         return None

@@ -20,6 +20,10 @@ SINGLE = {"gsm": 160, "gsm-pt": 160, "utf-16": 70}
 CONCAT = {"gsm": 153, "gsm-pt": 153, "utf-16": 67}
 MAX_PARTS_SMS = 15
 MAX_PARTS_LANDING = 8
+# "Send SMS Message" → parts (and "Landing SMS" → parts): "This variable is set to 1
+# by default, so if it is not specified and a message over 160 characters for gsm
+# encoding is sent, the message will fail." A sending without ``parts`` allows one.
+DEFAULT_PARTS = 1
 
 
 class SmsTextError(ValueError):

@@ -2,10 +2,12 @@
 
 ``submit`` validates (the model did), records every recipient, and enqueues one
 arq job per chunk with a deterministic id. The order matters for "nothing
-lost": recipients are recorded before their chunk is enqueued, and a
-resubmission with the same idempotency key re-enqueues the same job ids (arq
+lost": recipients and the chunk's entries are recorded before its job is
+enqueued, so a crash between the two leaves a chunk the sweeper enqueues; and
+a resubmission with the same idempotency key re-enqueues the same job ids (arq
 ignores the ones it has), so a producer that crashed half-way can simply submit
-again.
+again. Every submit has a key — one is made up when the caller gives none — so
+that ``submit`` itself retries a Redis blip without creating a second sending.
 """
 
 from __future__ import annotations
@@ -13,32 +15,36 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from jobs import codec, keys, recipients_file
-from jobs.accounts import account_id, read_stop
+from jobs import chunks, codec, recipients_file
+from jobs.accounts import account_id, read_stops
 from jobs.base import InvalidJob, SendJob
+from jobs.chunks import CHUNK_FUNCTION, Entry
 from jobs.email import normalize_email
 from jobs.fields import normalize_phone
 from jobs.results import CARRIED, Record, ResultStore, digest, now_iso
 from jobs.settings import Settings, get_settings
 from jobs.templating import TextRules, missing_variables, stand_ins
 
-CHUNK_FUNCTION = "send_chunk"
+__all__ = ["CHUNK_FUNCTION", "Producer", "SyncProducer"]
+
 NO_VALID_RECIPIENT = {"code": 102, "description": "No valid recipients"}
+SUBMIT_TRIES = 3  # a Redis blip mid-submit: the same key again resumes, never duplicates
 
 T = TypeVar("T")
 
 
-def sending_id_for(idempotency_key: str | None) -> str:
-    if idempotency_key is None:
-        return "s" + uuid.uuid4().hex[:20]
+def sending_id_for(idempotency_key: str) -> str:
     return "s" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
 
 
@@ -92,7 +98,10 @@ class Producer:
         self._check(job)
         full = job.model_dump(by_alias=True, mode="json", exclude_none=True)
         recipients = job.recipients()
-        rows = ((recipients[i], job.recipient_extras(i)) for i in range(len(recipients)))
+
+        def rows() -> Iterable[tuple[str, dict[str, Any]]]:
+            return ((recipients[i], job.recipient_extras(i)) for i in range(len(recipients)))
+
         return await self._submit(job, digest(full), rows, idempotency_key)
 
     async def submit_file(
@@ -120,16 +129,35 @@ class Producer:
             raise InvalidJob(f"invalid {job.kind} sending: to: no valid recipients (code 102)")
         fields = job.model_dump(by_alias=True, mode="json", exclude_none=True, exclude={"to"})
         content = digest({"job": fields, "file": summary.sha256})
-        return await self._submit(job, content, recipients_file.rows(path), idempotency_key)
+        return await self._submit(
+            job, content, partial(recipients_file.rows, path), idempotency_key
+        )
 
     async def _submit(
         self,
         job: SendJob,
         content_digest: str,
-        rows: Iterable[tuple[str, dict[str, Any]]],
+        rows: Callable[[], Iterable[tuple[str, dict[str, Any]]]],
         idempotency_key: str | None,
     ) -> str:
-        sending_id = sending_id_for(idempotency_key)
+        sending_id = sending_id_for(idempotency_key or uuid.uuid4().hex)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError)),
+            stop=stop_after_attempt(SUBMIT_TRIES),
+            wait=wait_exponential(multiplier=0.2, max=2),
+            reraise=True,
+        ):
+            with attempt:
+                await self._submit_once(sending_id, job, content_digest, rows())
+        return sending_id
+
+    async def _submit_once(
+        self,
+        sending_id: str,
+        job: SendJob,
+        content_digest: str,
+        rows: Iterable[tuple[str, dict[str, Any]]],
+    ) -> None:
         spec = {
             "kind": job.kind,
             "endpoint": job.endpoint,
@@ -137,78 +165,101 @@ class Producer:
             "created_at": now_iso(),
         }
         await self.store.create_sending(sending_id, job.kind, spec, content_digest)
-        chunks = 0
+        count = 0
         batch: list[tuple[int, Record]] = []
-        entries: list[list[Any]] = []
+        entries: list[Entry] = []
         for index, (raw, extras) in enumerate(rows):
             normalized = normalize_recipient(job.kind, raw)
             if normalized is None:
                 batch.append((index, {"to": raw, "status": "rejected", **NO_VALID_RECIPIENT}))
             else:
                 batch.append((index, {"to": raw, "status": "queued"}))
-                entries.append([index, normalized, extras])
+                entries.append(Entry(index, normalized, extras))
             if len(batch) == self.settings.chunk_size:
-                chunks += await self._enqueue(sending_id, chunks, batch, entries)
+                count += await self._enqueue(sending_id, str(count), batch, entries)
                 batch, entries = [], []
         if batch:
-            chunks += await self._enqueue(sending_id, chunks, batch, entries)
-        await self.store.open(sending_id, chunks)
-        return sending_id
+            count += await self._enqueue(sending_id, str(count), batch, entries)
+        await self.store.open(sending_id, count)
+
+    @property
+    def _job_expires_s(self) -> float:
+        return float(self.settings.result_ttl_days * 86400)
 
     async def _enqueue(
-        self,
-        sending_id: str,
-        chunk: int,
-        records: list[tuple[int, Record]],
-        entries: list[list[Any]],
+        self, sending_id: str, chunk: str, records: list[tuple[int, Record]], entries: list[Entry]
     ) -> int:
-        """Record a chunk's recipients, then enqueue its job; returns jobs enqueued (0 or 1)."""
+        """Record a chunk's recipients and entries, then enqueue its job; returns jobs
+        enqueued (0 or 1)."""
         await self.store.add_recipients(sending_id, records)
         if not entries:
             return 0
-        await self.redis.enqueue_job(
-            CHUNK_FUNCTION, sending_id, entries, _job_id=keys.chunk_job_id(sending_id, chunk)
-        )
+        await chunks.save(self.redis, sending_id, chunk, entries)
+        await chunks.enqueue(self.redis, sending_id, chunk, expires_s=self._job_expires_s)
         return 1
 
     async def requeue_unknown(self, sending_id: str) -> int:
         """Send again, on purpose, the recipients whose outcome is unknown.
 
         They may already have reached the provider: this is the operator's
-        decision (``bulksend requeue ID --unknown``), never the pipeline's.
+        decision (``bulksend requeue ID --unknown``), never the pipeline's. Each
+        goes back with the entry it was submitted with (its ``sub`` included),
+        as a new chunk written before the records are reopened: a crash after
+        the reopening leaves a chunk the sweeper enqueues. Their age counts
+        afresh (``queued_at``), and an earlier run still holding one of them
+        cannot send it too: the claims are compare-and-set.
         """
-        status = await self.store.status(sending_id)
-        if status is None:
+        if await self.store.status(sending_id) is None:
             raise KeyError(f"no sending {sending_id}")
-        batch: list[tuple[int, Record]] = []
-        entries: list[list[Any]] = []
-        async for record in self.store.iter_results(sending_id):
-            if record["status"] != "unknown":
-                continue
-            index = record.pop("index")
-            extras = record.pop("extras", {})
-            reopened = {k: v for k, v in record.items() if k in CARRIED}
-            batch.append((index, {**reopened, "status": "queued", "requeued_at": now_iso()}))
-            address = normalize_recipient(str(status["kind"]), record["to"]) or record["to"]
-            entries.append([index, address, extras])
-        moved = await self.store.reopen_unknown(sending_id, batch)
         tag = uuid.uuid4().hex[:8]
-        size = self.settings.chunk_size
-        for n, start in enumerate(range(0, len(entries), size)):
-            await self.redis.enqueue_job(
-                CHUNK_FUNCTION,
-                sending_id,
-                entries[start : start + size],
-                _job_id=keys.chunk_job_id(sending_id, f"requeue-{tag}-{n}"),
-            )
+        moved, n = 0, 0
+        async for _, entries in self.store.chunk_entries(sending_id):
+            current = await self.store.load(sending_id, [e.index for e in entries])
+            unknown = [e for e in entries if current.get(e.index, {}).get("status") == "unknown"]
+            size = self.settings.chunk_size
+            for start in range(0, len(unknown), size):
+                part = unknown[start : start + size]
+                chunk = f"requeue-{tag}-{n}"
+                n += 1
+                await chunks.save(self.redis, sending_id, chunk, part)
+                queued_at = now_iso()
+                reopened = [
+                    (
+                        e.index,
+                        {
+                            **{k: v for k, v in current[e.index].items() if k in CARRIED},
+                            "status": "queued",
+                            "queued_at": queued_at,
+                            "requeued_at": queued_at,
+                        },
+                    )
+                    for e in part
+                ]
+                moved += await self.store.reopen_unknown(sending_id, reopened)
+                await chunks.enqueue(self.redis, sending_id, chunk, expires_s=self._job_expires_s)
         return moved
+
+    async def cancel(self, sending_id: str) -> dict[str, Any]:
+        """Recipients not yet sent are recorded ``cancelled`` and never sent; calls on the
+        wire finish and are recorded. Returns the status after cancelling."""
+        if not await self.store.mark_cancelled(sending_id):
+            raise KeyError(f"no sending {sending_id}")
+        # From here on no run can claim a recipient of this sending (the claim
+        # script checks the flag), and a recipient sent back to the queue is
+        # recorded cancelled instead; what is queued now is cancelled here.
+        async for _, entries in self.store.chunk_entries(sending_id):
+            await self.store.cancel_queued(sending_id, [e.index for e in entries])
+        status = await self.status(sending_id)
+        assert status is not None
+        return status
 
     async def status(self, sending_id: str) -> dict[str, Any] | None:
         """The sending's state and counts, and the provider account's stop if any."""
         status = await self.store.status(sending_id)
         if status is not None:
-            stop = await read_stop(self.redis, account_id(self.settings))
-            status["account"] = stop.as_dict() if stop else None
+            stops = await read_stops(self.redis, account_id(self.settings))
+            scoped = [s for s in stops if s.scope in ("*", status["kind"])]
+            status["account"] = scoped[0].as_dict() if scoped else None
         return status
 
     async def wait(
@@ -243,6 +294,9 @@ class SyncProducer:
 
     def wait(self, sending_id: str, *, timeout: float | None = None) -> dict[str, Any]:
         return self._run(self._producer.wait(sending_id, timeout=timeout))
+
+    def cancel(self, sending_id: str) -> dict[str, Any]:
+        return self._run(self._producer.cancel(sending_id))
 
     def close(self) -> None:
         self._run(self._producer.close())

@@ -5,6 +5,10 @@ JSONL: one object a line, ``{"to": "34666555444", "sub": {"name": "Ana"}}``
 column; every other column is a ``sub`` variable. The file is read twice, a
 line at a time: once to validate all of it (a bad line refuses the sending
 whole, naming the line, before anything is queued), once to enqueue.
+
+Files saved by spreadsheet programs often start with a UTF-8 byte-order mark;
+it is dropped, so that the CSV header's first column is ``to`` and not
+``\ufeffto``, and the first JSONL line still parses.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import orjson
 from jobs.base import InvalidJob
 
 Row = tuple[str, dict[str, Any]]  # (to, per-recipient parameters)
+BOM = b"\xef\xbb\xbf"
 JSONL_KEYS = {"to", "sub", "notificationUrl"}
 
 
@@ -52,7 +57,7 @@ def rows(path: str | Path) -> Iterator[Row]:
     """Every recipient of the file, in order; ValueError names the bad line."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             if not reader.fieldnames or "to" not in reader.fieldnames:
                 raise ValueError("line 1: the CSV header needs a 'to' column")
@@ -65,6 +70,8 @@ def rows(path: str | Path) -> Iterator[Row]:
         return
     with path.open("rb") as fh:
         for n, line in enumerate(fh, 1):
+            if n == 1:
+                line = line.removeprefix(BOM)
             if line.strip():
                 yield _jsonl_row(n, line)
 

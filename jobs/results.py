@@ -5,6 +5,14 @@ recipient has exactly one record, its status moves only forward out of the
 pending states (``queued``, ``sending``) into one final state, and the counters
 move with it in the same atomic step (a Lua script), so counts always add up to
 the total and a re-run job can never overwrite or double-count a final result.
+
+Every move is a compare-and-set. A run claims ``queued → sending`` only if the
+record is still exactly what it loaded, and stamps it with its run token and
+the moment its call must be over (``until``); the call's outcome is written
+only by the run holding that token. So two runs of one chunk (a re-run after a
+crash, a resubmission, a requeue) never both send one recipient, and no run
+overwrites another run's in-flight outcome. The one exception is deliberate: a
+late, certain answer of the run that owns an ``unknown`` record replaces it.
 """
 
 from __future__ import annotations
@@ -13,19 +21,45 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
 
-from jobs import codec, keys
+from jobs import chunks, codec, keys
 
-PENDING = ("queued", "sending")
-FINAL = ("accepted", "rejected", "failed", "unknown", "expired")
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+
+
+PENDING = (Status.QUEUED.value, Status.SENDING.value)
+FINAL = tuple(s.value for s in Status if s.value not in PENDING)
 STATUSES = PENDING + FINAL
 
 Record = dict[str, Any]
 # What a recipient's new record carries over from the one it replaces.
 CARRIED = ("to", "queued_at", "attempts", "ambiguous")
+
+# How a move says what it expects to find (the CAS condition), see _LUA_MOVE.
+EXPECT_QUEUED = "q"
+EXPECT_PENDING = ""
+
+
+def expect_exact(raw: bytes) -> bytes:
+    return b"=" + raw
+
+
+def expect_run(token: str) -> str:
+    return "@" + token
 
 
 def successor(old: Record, status: str, **fields: Any) -> Record:
@@ -48,17 +82,44 @@ def digest(payload: Any) -> str:
     return hashlib.sha256(codec.dumps(payload)).hexdigest()
 
 
-# Shared Lua prelude: move one recipient to a new record if it is still pending.
-# Counter changes are summed in DELTA and written once per call (flush), not
-# twice per recipient.
-_LUA_MOVE = """
-local FINAL = {accepted=1, rejected=1, failed=1, unknown=1, expired=1}
-local DELTA = {}
-local function move(idx, new, rec)
+_FINAL_LUA = "{" + ", ".join(f"{s}=1" for s in FINAL) + "}"
+
+# Shared Lua prelude: KEYS[1] the sending, KEYS[2] its results, KEYS[3] the
+# active set. ``move`` writes one recipient's new record if the CAS condition
+# holds. Counter changes are summed in DELTA and written once per call.
+# expect: '=' .. raw  the record is exactly raw (and not final)
+#         '@' .. run  the record is that run's: sending, or unknown (late answer)
+#         'q'         the record is queued
+#         ''          the record is pending
+_LUA_MOVE = f"""
+local FINAL = {_FINAL_LUA}
+local DELTA = {{}}
+local CANCELLED = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
+local function move(idx, new, rec, expect)
   local cur = redis.call('HGET', KEYS[2], idx)
-  local old = 'queued'
-  if cur then old = cjson.decode(cur)['status'] end
-  if FINAL[old] then return 0 end
+  if not cur then return 0 end
+  local kind = string.sub(expect, 1, 1)
+  if kind == '=' and cur ~= string.sub(expect, 2) then return 0 end
+  local r = cjson.decode(cur)
+  local old = r['status']
+  if kind == '@' then
+    if r['run'] ~= string.sub(expect, 2) then return 0 end
+    if old == 'unknown' then
+      if not FINAL[new] or new == 'unknown' then return 0 end
+    elseif old ~= 'sending' then return 0 end
+  else
+    if FINAL[old] then return 0 end
+    if kind == 'q' and old ~= 'queued' then return 0 end
+  end
+  if CANCELLED then
+    if new == 'sending' then return 0 end
+    if new == 'queued' then
+      local n = cjson.decode(rec)
+      n['status'] = 'cancelled'
+      n['description'] = 'sending cancelled'
+      new, rec = 'cancelled', cjson.encode(n)
+    end
+  end
   redis.call('HSET', KEYS[2], idx, rec)
   if old ~= new then
     DELTA[old] = (DELTA[old] or 0) - 1
@@ -70,7 +131,7 @@ local function flush()
   for status, n in pairs(DELTA) do
     if n ~= 0 then redis.call('HINCRBY', KEYS[1], 'n:' .. status, n) end
   end
-  DELTA = {}
+  DELTA = {{}}
 end
 local function settle(now, ttl)
   local state = redis.call('HGET', KEYS[1], 'state')
@@ -79,20 +140,27 @@ local function settle(now, ttl)
                 + tonumber(redis.call('HGET', KEYS[1], 'n:sending') or '0')
   if pending == 0 then
     redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', now)
+    redis.call('SREM', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
     redis.call('EXPIRE', KEYS[1], ttl)
     redis.call('EXPIRE', KEYS[2], ttl)
+    redis.call('EXPIRE', KEYS[4], ttl)
     return 'done'
   end
   return state
 end
 """
 
-# ARGV: now, ttl, then (index, status, record) triples.
+# ARGV: now, ttl, then (index, status, record, expect) quadruples.
+# Returns the indices that moved.
 _LUA_RECORD = (
     _LUA_MOVE
     + """
-local applied = 0
-for i = 3, #ARGV, 3 do applied = applied + move(ARGV[i], ARGV[i+1], ARGV[i+2]) end
+local applied = {}
+for i = 3, #ARGV, 4 do
+  if move(ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]) == 1 then
+    applied[#applied + 1] = ARGV[i]
+  end
+end
 flush()
 settle(ARGV[1], ARGV[2])
 return applied
@@ -100,17 +168,25 @@ return applied
 )
 
 # Initial records; a record that already exists (a resubmission) is left alone.
-# ARGV: (index, status, record) triples.
+# ARGV: now, then (index, status, record) triples.
 _LUA_ADD = """
 local added, counts = 0, {}
-for i = 1, #ARGV, 3 do
-  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i+2]) == 1 then
-    counts[ARGV[i+1]] = (counts[ARGV[i+1]] or 0) + 1
+local cancelled = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
+for i = 2, #ARGV, 3 do
+  local status, rec = ARGV[i+1], ARGV[i+2]
+  if cancelled and status == 'queued' then
+    local r = cjson.decode(rec)
+    r['status'] = 'cancelled'
+    status, rec = 'cancelled', cjson.encode(r)
+  end
+  if redis.call('HSETNX', KEYS[2], ARGV[i], rec) == 1 then
+    counts[status] = (counts[status] or 0) + 1
     added = added + 1
   end
 end
 for status, n in pairs(counts) do redis.call('HINCRBY', KEYS[1], 'n:' .. status, n) end
 if added > 0 then redis.call('HINCRBY', KEYS[1], 'total', added) end
+redis.call('HSET', KEYS[1], 'touched_at', ARGV[1])
 return added
 """
 
@@ -126,6 +202,21 @@ return settle(ARGV[1], ARGV[2])
 """
 )
 
+# Claim the id, all fields at once: a crash can no longer leave an id without
+# its digest (which made every retry of that key a conflict).
+# ARGV: id, digest, score, then field/value pairs. 1 created, 0 same, -1 conflict.
+_LUA_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'digest') == ARGV[2] then return 0 end
+  return -1
+end
+local fields = {}
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'digest', ARGV[2], unpack(fields))
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+"""
 
 # Deliberately move ``unknown`` recipients back to ``queued`` (requeue on purpose).
 # ARGV: (index, record) pairs.
@@ -143,11 +234,37 @@ end
 if moved > 0 then
   redis.call('HSET', KEYS[1], 'state', 'running')
   redis.call('HDEL', KEYS[1], 'finished_at')
+  redis.call('SADD', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
+  redis.call('PERSIST', KEYS[4])
 end
 return moved
 """
+
+# Cancel: queued recipients become cancelled, built from their current record.
+# ARGV: now, ttl, then indices.
+_LUA_CANCEL = (
+    _LUA_MOVE
+    + """
+local moved = 0
+for i = 3, #ARGV do
+  local cur = redis.call('HGET', KEYS[2], ARGV[i])
+  if cur then
+    local r = cjson.decode(cur)
+    if r['status'] == 'queued' then
+      r['status'] = 'cancelled'
+      r['description'] = 'sending cancelled'
+      r['updated_at'] = ARGV[1]
+      moved = moved + move(ARGV[i], 'cancelled', cjson.encode(r), 'q')
+    end
+  end
+end
+flush()
+settle(ARGV[1], ARGV[2])
+return moved
+"""
+)
 
 
 class ResultStore:
@@ -158,61 +275,68 @@ class ResultStore:
         self._record = redis.register_script(_LUA_RECORD)
         self._add = redis.register_script(_LUA_ADD)
         self._open = redis.register_script(_LUA_OPEN)
+        self._create = redis.register_script(_LUA_CREATE)
         self._reopen = redis.register_script(_LUA_REOPEN)
+        self._cancel = redis.register_script(_LUA_CANCEL)
 
     @staticmethod
     def _keys(sending_id: str) -> list[str]:
-        return [keys.sending(sending_id), keys.results(sending_id)]
+        return [
+            keys.sending(sending_id),
+            keys.results(sending_id),
+            keys.ACTIVE,
+            keys.chunks(sending_id),
+        ]
 
     async def create_sending(
         self, sending_id: str, kind: str, spec: Mapping[str, Any], spec_digest: str
     ) -> bool:
         """Claim the sending id; False when it exists already with the same content."""
-        key = keys.sending(sending_id)
-        if not await self.redis.hsetnx(key, "id", sending_id):
-            if await self.redis.hget(key, "digest") != spec_digest.encode():
-                raise IdempotencyConflict(
-                    f"idempotency key already used for a different sending ({sending_id})"
-                )
-            return False
         created = now_iso()
-        counters = {f"n:{status}": 0 for status in STATUSES}
-        await self.redis.hset(
-            key,
-            mapping={
-                "kind": kind,
-                "state": "enqueuing",
-                "spec": codec.dumps(spec),
-                "digest": spec_digest,
-                "created_at": created,
-                "total": 0,
-                **counters,
-            },
+        fields: list[Any] = [
+            "kind", kind, "state", "enqueuing", "spec", codec.dumps(spec),
+            "created_at", created, "touched_at", created, "total", 0,
+        ]  # fmt: skip
+        for status in STATUSES:
+            fields += [f"n:{status}", 0]
+        outcome = int(
+            await self._create(
+                keys=[keys.sending(sending_id), keys.SENDINGS, keys.ACTIVE],
+                args=[sending_id, spec_digest, time.time(), *fields],
+            )
         )
-        await self.redis.zadd(keys.SENDINGS, {sending_id: time.time()})
-        return True
+        if outcome < 0:
+            raise IdempotencyConflict(
+                f"idempotency key already used for a different sending ({sending_id})"
+            )
+        return outcome == 1
 
     async def add_recipients(self, sending_id: str, records: Iterable[tuple[int, Record]]) -> int:
-        argv: list[Any] = []
+        argv: list[Any] = [now_iso()]
         for index, record in records:
             argv += [index, record["status"], codec.dumps(record)]
-        if not argv:
+        if len(argv) == 1:
             return 0
         return int(await self._add(keys=self._keys(sending_id), args=argv))
 
-    async def open(self, sending_id: str, chunks: int) -> str:
+    async def open(self, sending_id: str, chunk_count: int) -> str:
         """All chunks are enqueued: the sending can now finish. Returns its state."""
-        state = await self._open(keys=self._keys(sending_id), args=[now_iso(), self.ttl, chunks])
+        state = await self._open(
+            keys=self._keys(sending_id), args=[now_iso(), self.ttl, chunk_count]
+        )
         return state.decode() if isinstance(state, bytes) else str(state)
 
-    async def record(self, sending_id: str, updates: Iterable[tuple[int, Record]]) -> int:
-        """Write new records for still-pending recipients; returns how many moved."""
+    async def record(
+        self, sending_id: str, updates: Iterable[tuple[int, Record, str | bytes]]
+    ) -> set[int]:
+        """Write new records where their CAS condition holds; returns the indices moved."""
         argv: list[Any] = [now_iso(), self.ttl]
-        for index, record in updates:
-            argv += [index, record["status"], codec.dumps(record)]
+        for index, record, expect in updates:
+            argv += [index, record["status"], codec.dumps(record), expect]
         if len(argv) == 2:
-            return 0
-        return int(await self._record(keys=self._keys(sending_id), args=argv))
+            return set()
+        applied = await self._record(keys=self._keys(sending_id), args=argv)
+        return {int(i) for i in applied}
 
     async def reopen_unknown(self, sending_id: str, records: Iterable[tuple[int, Record]]) -> int:
         """Put ``unknown`` recipients back in the queue; returns how many moved."""
@@ -223,15 +347,34 @@ class ResultStore:
             return 0
         return int(await self._reopen(keys=self._keys(sending_id), args=argv))
 
+    async def mark_cancelled(self, sending_id: str) -> bool:
+        """Flag the sending cancelled; False when it does not exist."""
+        key = keys.sending(sending_id)
+        if not await self.redis.exists(key):
+            return False
+        await self.redis.hsetnx(key, "cancelled_at", now_iso())
+        return True
+
+    async def cancel_queued(self, sending_id: str, indices: list[int]) -> int:
+        if not indices:
+            return 0
+        args: list[Any] = [now_iso(), self.ttl, *indices]
+        return int(await self._cancel(keys=self._keys(sending_id), args=args))
+
     async def spec(self, sending_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hget(keys.sending(sending_id), "spec")
         return codec.loads(raw) if raw else None
 
-    async def load(self, sending_id: str, indices: list[int]) -> dict[int, Record]:
+    async def load_raw(self, sending_id: str, indices: list[int]) -> dict[int, bytes]:
+        """The stored bytes of each record: what a compare-and-set compares against."""
         if not indices:
             return {}
         raw = await self.redis.hmget(keys.results(sending_id), [str(i) for i in indices])
-        return {i: codec.loads(r) for i, r in zip(indices, raw, strict=True) if r is not None}
+        return {i: r for i, r in zip(indices, raw, strict=True) if r is not None}
+
+    async def load(self, sending_id: str, indices: list[int]) -> dict[int, Record]:
+        raw = await self.load_raw(sending_id, indices)
+        return {i: codec.loads(r) for i, r in raw.items()}
 
     async def status(self, sending_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hgetall(keys.sending(sending_id))
@@ -239,7 +382,7 @@ class ResultStore:
             return None
         meta = {k.decode(): v.decode() for k, v in raw.items() if k != b"spec"}
         counts = {s: int(meta.get(f"n:{s}", 0)) for s in STATUSES}
-        return {
+        status: dict[str, Any] = {
             "id": sending_id,
             "kind": meta.get("kind"),
             "state": meta.get("state"),
@@ -249,6 +392,17 @@ class ResultStore:
             "created_at": meta.get("created_at"),
             "finished_at": meta.get("finished_at"),
         }
+        for extra in ("cancelled_at", "interrupted"):
+            if extra in meta:
+                status[extra] = meta[extra]
+        return status
+
+    async def chunk_entries(self, sending_id: str) -> AsyncIterator[tuple[str, list[chunks.Entry]]]:
+        """Every chunk of the sending with its entries, one chunk in memory at a time."""
+        for name in await chunks.names(self.redis, sending_id):
+            entries = await chunks.load(self.redis, sending_id, name)
+            if entries is not None:
+                yield name, entries
 
     async def iter_results(self, sending_id: str, batch: int = 1000) -> AsyncIterator[Record]:
         """Every recipient's record in index order (the order they were handed in)."""

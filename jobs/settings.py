@@ -70,7 +70,12 @@ class Settings(BaseSettings):
     linger_ms: float = Field(
         10, ge=0, description="Micro-batching window: how long a call may wait for others"
     )
-    job_timeout: int = Field(120, ge=5, description="Seconds before arq considers a job dead")
+    job_timeout: int = Field(
+        30,
+        ge=5,
+        description="Seconds one run of a chunk job may take; a killed worker's jobs run "
+        "again this + 10 s after they started (waiting for a turn does not count)",
+    )
     max_attempts: int = Field(5, ge=1, description="Provider attempts per recipient")
     max_age: float = Field(
         86400.0, gt=0, description="Seconds after submit when a recipient still retrying fails"
@@ -89,6 +94,18 @@ class Settings(BaseSettings):
         0, ge=0, description="Provider calls per second per account, all workers (0: no limit)"
     )
     result_ttl_days: int = Field(30, ge=1, description="Days a finished sending's results stay")
+    sweep_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds between sweeps for chunks without a job, parked work to resume "
+        "and holds to probe",
+    )
+    stale_submit_after: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds without progress after which a submit is taken as crashed and "
+        "its sending opened with what was recorded",
+    )
 
     # --- sandbox --------------------------------------------------------------
     sandbox_username: str = Field("sandbox", description="Username the sandbox accepts")

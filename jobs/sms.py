@@ -1,4 +1,12 @@
-"""The SMS send job: ``POST /api/rest/sms`` ("Send SMS Message" in messaging-api.txt)."""
+"""The SMS send job: ``POST /api/rest/sms`` ("Send SMS Message" in messaging-api.txt).
+
+``parts`` is the most parts the provider may bill per recipient, and it "is set
+to 1 by default" ("Send SMS Message" → ``parts``): a sending without it may
+only send one-part texts. A fixed text that needs more is refused at submit
+(``check_text``, 105); per-recipient texts are checked by the worker's planner
+(``worker/planning.py``) against the same limit, so no recipient is ever billed
+more parts than the sending allows.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +23,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from jobs import gsm
-from jobs.base import SendJob, check_api_date
+from jobs.base import SendJob, check_api_date, check_expiration
 from jobs.fields import is_hhmm, normalize_phone, sender_problem
-from jobs.gsm import MAX_PARTS_SMS
+from jobs.gsm import DEFAULT_PARTS, MAX_PARTS_SMS
 from jobs.templating import (
     TemplateError,
     TextRules,
@@ -76,6 +84,7 @@ class Sms(SendJob):
     message: str
     sub: list[dict[str, SubValue]] | None = None
     encoding: Literal["auto", "gsm", "gsm-pt", "utf-16"] = "auto"
+    # None: the provider's default of one part (gsm.DEFAULT_PARTS), not max_parts.
     parts: Annotated[int, Field(ge=1)] | None = None
     trans: bool = False
     schedule_date: str | None = None
@@ -123,6 +132,11 @@ class Sms(SendJob):
         return value
 
     @model_validator(mode="after")
+    def _expires_after_schedule(self) -> Self:
+        check_expiration(self.schedule_date, self.expiration_date)
+        return self
+
+    @model_validator(mode="after")
     def _per_recipient_lengths(self) -> Self:
         n = len(self.to)
         if self.sub is not None and len(self.sub) != n:
@@ -143,7 +157,8 @@ class Sms(SendJob):
         Unknown filters and (unless ``rules.allow_unknown``) variables a
         recipient has no value for; and, when the text has no variables, a
         text every recipient would be refused for (too many parts: 105, or
-        characters the requested encoding cannot carry: 113).
+        characters the requested encoding cannot carry: 113). Without
+        ``parts`` the limit is the provider's default of one part.
         """
         try:
             check_template(self.message)
@@ -165,7 +180,27 @@ class Sms(SendJob):
         text = render(self.message, {}, fixed=fixed)
         try:
             gsm.analyze(
-                text, self.encoding, trans=self.trans, max_parts=self.parts or self.max_parts
+                text, self.encoding, trans=self.trans, max_parts=self.parts or DEFAULT_PARTS
             )
+        except gsm.TooManyPartsError as exc:
+            raise ValueError(f"message: {self._parts_advice(exc)} (provider code 105)") from None
         except gsm.SmsTextError as exc:
             raise ValueError(f"message: {exc} (provider code {exc.code})") from None
+
+    def _parts_advice(self, exc: gsm.TooManyPartsError) -> str:
+        """Why the text does not fit, and what would make it fit."""
+        if exc.needed > self.max_parts:
+            return (
+                f"text needs {exc.needed} parts, more than the {self.max_parts}"
+                " that parts can allow; shorten the text"
+            )
+        if self.parts is None:
+            return (
+                f"text needs {exc.needed} parts, but without parts only {DEFAULT_PARTS} is"
+                f" allowed (the provider's default); set parts to {exc.needed}"
+                f" (at most {self.max_parts}) or shorten the text"
+            )
+        return (
+            f"text needs {exc.needed} parts, at most {exc.allowed} are allowed;"
+            f" raise parts to {exc.needed} or shorten the text"
+        )

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from jobs.base import SendJob, check_api_date
+from jobs.base import SendJob, check_api_date, check_expiration
 from jobs.fields import normalize_phone
 from jobs.sms import SubValue
 
@@ -97,6 +97,12 @@ class CallJob(SendJob):
     def _some_valid_number(self) -> Self:
         if not any(normalize_phone(number) for number in self.to):
             raise ValueError("to: no valid recipients (provider code 102)")
+        return self
+
+    @model_validator(mode="after")
+    def _expires_after_schedule(self) -> Self:
+        # "To determine the latest date on which the call can be performed."
+        check_expiration(self.schedule_date, self.expiration_date)
         return self
 
 

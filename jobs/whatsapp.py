@@ -63,6 +63,8 @@ class WhatsApp(SendJob):
     def _sender_valid(cls, value: str) -> str:
         # "The sender must be registered on the platform": a phone number.
         problem = sender_problem(value)
+        if problem and problem[0] == 106:  # empty or only spaces
+            raise ValueError(f"{problem[1]} (provider code 106)")
         if problem or not value.isdigit():
             raise ValueError("must be the registered sender's phone number, 1 to 15 digits")
         return value

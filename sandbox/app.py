@@ -9,7 +9,10 @@ Provider API (``messaging-api.txt``)::
     POST /api/rest/landingsms   sandbox.landing
     POST /api/rest/whatsapp     sandbox.whatsapp
     *    /api/...             anything else: 404 {"error": {"code": 404, ...}}
-                              (405 for a known path with the wrong method)
+                              (405 for a known path with the wrong method, with
+                              ``Allow: POST``); both bare, in plain text, under
+                              the faults' ``bare_unrouted``
+    *    anything else        Starlette's bare 404 "Not Found" (not counted)
 
 Inspection (``DESIGN.md`` → "Sandbox inspection")::
 
@@ -161,6 +164,7 @@ def create_app(settings: Settings | None = None, *, layers: Sequence[Layer] = ()
     known_paths = {channel.path for channel in CHANNELS}
     faults = Faults([channel.name for channel in CHANNELS])
     state.before_accept = faults.charge
+    state.verify_sender = faults.verify
 
     routes = []
     for channel in CHANNELS:
@@ -173,8 +177,16 @@ def create_app(settings: Settings | None = None, *, layers: Sequence[Layer] = ()
     async def unrouted(request: Request) -> Response:
         state.unrouted += 1
         if request.url.path in known_paths:
-            return _error(METHOD_NOT_ALLOWED[0], *METHOD_NOT_ALLOWED)
-        return _error(NOT_FOUND[0], *NOT_FOUND)
+            status, description = METHOD_NOT_ALLOWED
+            headers = {"Allow": "POST"}
+        else:
+            (status, description), headers = NOT_FOUND, {}
+        bare = faults.bare(status, headers)
+        if bare is not None:
+            return bare
+        response = _error(status, status, description)
+        response.headers.update(headers)
+        return response
 
     async def stats(request: Request) -> Response:
         return json_response(state.stats_json())

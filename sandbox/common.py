@@ -10,6 +10,7 @@ with the others as one 422 by the channel.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -248,7 +249,8 @@ class Results:
 
     Campaign and sending ids are allocated with the first accepted recipient, and
     the sandbox's stats count the accepted ones only when the answer is made, after
-    ``state.before_accept`` (the credits of ``sandbox.faults``) let them through.
+    ``state.before_accept`` (the credits of ``sandbox.faults``) let them through;
+    that is when their messages get their time and request number.
     """
 
     def __init__(
@@ -264,7 +266,8 @@ class Results:
         self._new_id = new_id or state.message_id
         self.campaign_id = self.sending_id = 0
         self.entries: list[dict[str, Any]] = []
-        self._accepted: list[tuple[Message, str | None]] = []
+        # (message id, recipient, sender, text, details, content) of each accepted one
+        self._accepted: list[tuple[str, str, str | None, str, dict[str, Any], str | None]] = []
         self._first_error: dict[str, Any] | None = None
 
     def rendered(
@@ -321,8 +324,7 @@ class Results:
             self.campaign_id = self._state.campaign_id(self._campaign_name)
             self.sending_id = self._state.new_id()
         message_id = self._new_id()
-        message = Message(message_id, recipient, sender, text, self.sending_id, details)
-        self._accepted.append((message, content))
+        self._accepted.append((message_id, recipient, sender, text, details, content))
         self.entries.append({"accepted": True, "to": to, "id": message_id, **entry})
 
     def answer(self) -> tuple[int, dict[str, Any]]:
@@ -334,7 +336,12 @@ class Results:
         if self._state.before_accept is not None:
             self._state.before_accept(self._channel, len(self._accepted))
         stats = self._state.channels[self._channel]
-        for message, content in self._accepted:
+        stats.requests_accepting += 1
+        request_no, received_at, sending_id = stats.requests_accepting, time.time(), self.sending_id
+        for message_id, recipient, sender, text, details, content in self._accepted:
+            message = Message(
+                message_id, recipient, sender, text, sending_id, details, received_at, request_no
+            )
             stats.accept(message, content)
         status = 202 if len(self._accepted) == len(self.entries) else 207
         return status, {

@@ -8,7 +8,8 @@ answer to ``POST``) shows::
 
     {"config": <as posted>, "seed": 42, "credits_left": null, "burst_429_left": 0,
      "injected": {"burst_429": 0, "status": 0, "error": 0, "drop": 0,
-                  "latency": 0, "credits": 0, "ambiguous": 0}}
+                  "latency": 0, "credits": 0, "ambiguous": 0, "empty_body": 0,
+                  "unverified": 0, "bare_unrouted": 0}}
 
 ``injected`` counts the requests each kind of fault hit. Every key is optional, a
 null value is the same as leaving the key out, and a ``rate`` is a probability
@@ -22,8 +23,12 @@ from 0 to 1 (default 1):
                   only these channels get faults (default: all)
 ``burst_429``     ``{"requests": N, "retry_after": 1}``: the next N requests get
                   429 with ``Retry-After`` and a plain-text body
-``status``        ``{"status": 503, "rate"}`` or a list of them: a bare HTTP failure
-                  (4xx/5xx, plain-text body, no error code), like a load balancer's
+``status``        ``{"status": 503, "rate", "after_processing": false}`` or a list
+                  of them: a bare HTTP failure (4xx/5xx, plain-text body, no error
+                  code), like a load balancer's; after processing, the request was
+                  handled first (recipients accepted and counted, credits spent, ids
+                  issued, messages kept), like a gateway that timed out (502, 504)
+                  after the provider accepted it
 ``error``         ``{"code": 101, "rate"}`` or a list of them: a documented error,
                   with the status and body of ``sandbox.errors`` (101 → 500 …)
 ``drop``          ``{"rate", "after_processing": false}``: the connection closes in
@@ -36,14 +41,41 @@ from 0 to 1 (default 1):
 ``ambiguous``     ``{"rate", "delay_s": 30}``: processed (accepted, counted, ids
                   issued) but answered only ``delay_s`` later, past the client's
                   timeout
+``empty_body``    ``{"rate", "status": 202, "body": ""}``: processed (accepted,
+                  counted, ids issued), then answered with ``status`` (2xx) and
+                  ``body`` instead of the channel's answer: by default an empty body
+                  (no ``Content-Type``), else that text as ``text/html``, e.g.
+                  ``"<html>oops</html>"`` (204 and 205 take no body)
+``unverified``    ``{"senders": ["a@b.com"], "reply_to": ["x@y.com"]}`` (each list
+                  optional): email senders and reply-to addresses the account has not
+                  verified. A ``/api/rest/mailing`` request whose ``fromEmail`` is
+                  listed is refused whole with 400 / 115 "Sender is not verified",
+                  else one whose ``replyTo`` is listed with 400 / 117 "ReplyTo is not
+                  verified" (compared case-insensitively; where in the checks: see
+                  ``sandbox.mailing``); nothing is accepted. Other channels have no
+                  such check
+``bare_unrouted`` ``true`` (default false): a request under ``/api/`` that matches no
+                  route is answered a bare 404, and a wrong method on a channel's
+                  route a bare 405 (with ``Allow: POST``) — plain text, no error
+                  code, as a proxy or a wrong base URL would answer — instead of the
+                  JSON ``{"error": {"code": 404, ...}}`` of ``sandbox.app``. Any
+                  request counts, authenticated or not; ``channels`` does not apply
 ================  ===============================================================
 
-Faults apply to authenticated requests only: a bad ``Authorization`` is answered
-401 / 103 first, so an auth bug never hides behind a fault nor uses one up. Then, in
-order, at most one of burst_429, status, error (in list order) and drop-before-
-processing answers instead of the channel; else the request waits ``latency_ms``,
-is processed (the credits check is part of it, atomic with the counting), and may
-then be answered late (ambiguous) or cut (drop after processing).
+Faults apply to authenticated requests only (except ``bare_unrouted``): a bad
+``Authorization`` is answered 401 / 103 first, so an auth bug never hides behind a
+fault nor uses one up. Then, in order, at most one of burst_429, status before
+processing, error (each list in its order) and drop before processing answers
+instead of the channel; else the request waits ``latency_ms``, is processed (the
+``unverified`` check is part of the channel's validation; the credits check is part
+of it too, atomic with the counting), and then at most one of ambiguous (answered
+late), drop after processing (cut), status after processing (in list order) and
+empty_body replaces or delays the answer, whatever the channel answered. A rate is
+drawn for a fault only when the faults before it did not hit, so a configuration
+without the newer keys draws as it did before them. ``rejected`` in the stats counts
+by the status finally answered: a 504 after processing is rejected though its
+recipients were accepted; an ``empty_body`` 202 is not, even when the channel had
+refused the request.
 
 A dropped connection: ASGI cannot close a connection without answering, so the
 response's status line, headers and half its body are sent and the app returns;
@@ -76,8 +108,21 @@ from sandbox.errors import ERRORS, ApiError
 if TYPE_CHECKING:
     from sandbox.app import Channel, Handler
 
-KINDS: Final = ("burst_429", "status", "error", "drop", "latency", "credits", "ambiguous")
+KINDS: Final = (
+    "burst_429",
+    "status",
+    "error",
+    "drop",
+    "latency",
+    "credits",
+    "ambiguous",
+    "empty_body",
+    "unverified",
+    "bare_unrouted",
+)
 FAILURE_STATUSES: Final = frozenset(s.value for s in HTTPStatus if s.value >= 400)
+SUCCESS_STATUSES: Final = frozenset(s.value for s in HTTPStatus if 200 <= s.value < 300)
+NO_CONTENT: Final = frozenset({204, 205})  # answers that must not carry a body
 ERROR_CODES: Final = frozenset(code for code, (status, _) in ERRORS.items() if status >= 400)
 INCOMPLETE: Final = "ASGI callable returned without completing response."
 REQUIRED: Final = object()
@@ -130,6 +175,7 @@ class ErrorFault:
 class StatusFault:
     status: int
     rate: float
+    after_processing: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +196,19 @@ class Burst:
     retry_after: int
 
 
+@dataclass(frozen=True, slots=True)
+class EmptyBody:
+    rate: float
+    status: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unverified:
+    senders: frozenset[str]  # case-folded
+    reply_to: frozenset[str]
+
+
 def _error(key: str, value: object) -> ErrorFault:
     fields = _fields(key, value, {"code": REQUIRED, "rate": 1.0})
     if not is_int(fields["code"]) or fields["code"] not in ERROR_CODES:
@@ -157,18 +216,50 @@ def _error(key: str, value: object) -> ErrorFault:
     return ErrorFault(fields["code"], _number(f"{key}.rate", fields["rate"], 0, 1))
 
 
+def _boolean(key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        _fail(key, "must be a boolean")
+    return value
+
+
 def _status(key: str, value: object) -> StatusFault:
-    fields = _fields(key, value, {"status": REQUIRED, "rate": 1.0})
+    fields = _fields(key, value, {"status": REQUIRED, "rate": 1.0, "after_processing": False})
     if not is_int(fields["status"]) or fields["status"] not in FAILURE_STATUSES:
         _fail(f"{key}.status", "must be an HTTP error status (400 to 599)")
-    return StatusFault(fields["status"], _number(f"{key}.rate", fields["rate"], 0, 1))
+    rate = _number(f"{key}.rate", fields["rate"], 0, 1)
+    after = _boolean(f"{key}.after_processing", fields["after_processing"])
+    return StatusFault(fields["status"], rate, after)
 
 
 def _drop(key: str, value: object) -> Drop:
     fields = _fields(key, value, {"rate": 1.0, "after_processing": False})
-    if not isinstance(fields["after_processing"], bool):
-        _fail(f"{key}.after_processing", "must be a boolean")
-    return Drop(_number(f"{key}.rate", fields["rate"], 0, 1), fields["after_processing"])
+    after = _boolean(f"{key}.after_processing", fields["after_processing"])
+    return Drop(_number(f"{key}.rate", fields["rate"], 0, 1), after)
+
+
+def _empty_body(key: str, value: object) -> EmptyBody:
+    fields = _fields(key, value, {"rate": 1.0, "status": 202, "body": ""})
+    rate = _number(f"{key}.rate", fields["rate"], 0, 1)
+    status, body = fields["status"], fields["body"]
+    if not is_int(status) or status not in SUCCESS_STATUSES:
+        _fail(f"{key}.status", "must be an HTTP success status (200 to 299)")
+    if not isinstance(body, str):
+        _fail(f"{key}.body", "must be a string")
+    if body and status in NO_CONTENT:
+        _fail(f"{key}.body", f"must be empty with status {status}")
+    return EmptyBody(rate, status, body)
+
+
+def _addresses(key: str, value: object) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        _fail(key, "must be a list of email addresses")
+    return frozenset(item.strip().casefold() for item in value)
+
+
+def _unverified(key: str, value: object) -> Unverified:
+    fields = _fields(key, value, {"senders": [], "reply_to": []})
+    senders = _addresses(f"{key}.senders", fields["senders"])
+    return Unverified(senders, _addresses(f"{key}.reply_to", fields["reply_to"]))
 
 
 def _ambiguous(key: str, value: object) -> Ambiguous:
@@ -221,6 +312,9 @@ PARSERS: Final[dict[str, Callable[[str, object], Any]]] = {
     "latency_ms": _latency,
     "credits": lambda key, value: _integer(key, value, 0),
     "ambiguous": _ambiguous,
+    "empty_body": _empty_body,
+    "unverified": _unverified,
+    "bare_unrouted": _boolean,
 }
 
 
@@ -235,6 +329,9 @@ class Config:
     latency_ms: tuple[float, float] | None = None
     credits: int | None = None
     ambiguous: Ambiguous | None = None
+    empty_body: EmptyBody | None = None
+    unverified: Unverified | None = None
+    bare_unrouted: bool = False
 
 
 def parse_config(raw: object, channels: Collection[str]) -> Config:
@@ -261,6 +358,11 @@ def _plain(status: int, headers: dict[str, str] | None = None) -> Response:
     """A bare HTTP failure, as a proxy in front of the API would answer it."""
     text = f"{status} {HTTPStatus(status).phrase}\n"
     return Response(text, status, headers, media_type="text/plain")
+
+
+def _replacement(fault: EmptyBody) -> Response:
+    """``empty_body``'s answer: nothing at all, or a page that is not JSON."""
+    return Response(fault.body, fault.status, media_type="text/html" if fault.body else None)
 
 
 class Dropped(Response):
@@ -331,6 +433,27 @@ class Faults:
             raise ApiError(111)
         self.credits_left -= recipients
 
+    def verify(self, channel: str, sender: str, reply_to: str) -> None:
+        """``SandboxState.verify_sender``: 400 / 115 or 117 for an unverified address."""
+        unverified = self.config.unverified
+        if unverified is None or channel not in self.config.channels:
+            return
+        if sender.strip().casefold() in unverified.senders:
+            code = 115
+        elif reply_to.strip().casefold() in unverified.reply_to:
+            code = 117
+        else:
+            return
+        self.injected["unverified"] += 1
+        raise ApiError(code)
+
+    def bare(self, status: int, headers: dict[str, str] | None = None) -> Response | None:
+        """``bare_unrouted``: the plain-text answer to an unrouted ``/api/`` request, or
+        None to answer it as ``sandbox.app`` does (JSON)."""
+        if not self.config.bare_unrouted:
+            return None
+        return self._count("bare_unrouted", _plain(status, headers))
+
     def layer(self, channel: Channel, handler: Handler) -> Handler:
         """The ``sandbox.app`` layer that injects the faults into ``channel``."""
 
@@ -352,6 +475,10 @@ class Faults:
             if isinstance(after, Ambiguous):
                 self._count("ambiguous", response)
                 await asyncio.sleep(after.delay_s)
+            if isinstance(after, StatusFault):
+                return self._count("status", _plain(after.status))
+            if isinstance(after, EmptyBody):
+                return self._count("empty_body", _replacement(after))
             return response
 
         return faulted
@@ -371,7 +498,7 @@ class Faults:
             retry_after = {"Retry-After": str(config.burst_429.retry_after)}
             return self._count("burst_429", _plain(429, retry_after))
         for status in config.status:
-            if self._hit(status.rate):
+            if not status.after_processing and self._hit(status.rate):
                 return self._count("status", _plain(status.status))
         for error in config.error:
             if self._hit(error.rate):
@@ -389,11 +516,17 @@ class Faults:
         self.injected["latency"] += 1
         return self._rng.uniform(*self.config.latency_ms) / 1000
 
-    def _draw_after(self) -> Drop | Ambiguous | None:
-        """ambiguous or drop after processing: the first that hits."""
+    def _draw_after(self) -> Drop | Ambiguous | StatusFault | EmptyBody | None:
+        """ambiguous, drop, status after processing or empty_body: the first that hits."""
         ambiguous, drop = self.config.ambiguous, self.config.drop
         if ambiguous is not None and self._hit(ambiguous.rate):
             return ambiguous
         if drop is not None and drop.after_processing and self._hit(drop.rate):
             return drop
+        for status in self.config.status:
+            if status.after_processing and self._hit(status.rate):
+                return status
+        empty_body = self.config.empty_body
+        if empty_body is not None and self._hit(empty_body.rate):
+            return empty_body
         return None

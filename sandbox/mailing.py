@@ -12,14 +12,16 @@ shapes as ``sandbox.sms``):
 ``subject``                missing, not a string, blank, or with a line
                            break → 114
 ``replyTo``                missing or not an address → 116
+unverified ``fromEmail``   listed in the faults' ``unverified`` (see
+/ ``replyTo``              ``sandbox.faults``; case-insensitive): the sender
+                           → 115, else the reply-to address → 117
 ``scheduleDate``           not a real ``YYYYmmddHHiiss`` date → 108
 ``campaignName``           given but blank → 126
 =========================  ================================================
 
 Then the rules without a code, reported together as one 422 with ``fields``:
-``fromEmail`` not an address (the doc has no code for a malformed sender; 115
-"Sender is not verified" is not simulated: every well-formed address counts as
-verified, as does every ``replyTo``); ``fromName`` not a one-line string;
+``fromEmail`` not an address (the doc has no code for a malformed sender, and such
+a sender is never checked for 115); ``fromName`` not a one-line string;
 ``cc`` / ``bcc`` not arrays of addresses; ``body`` not a string;
 ``templateId`` / ``templateV2Id`` not positive integers; ``campaignName`` /
 ``tags`` types and tags without ``campaignName``; ``certified`` /
@@ -143,11 +145,14 @@ def handle(body: dict[str, Any], state: SandboxState) -> tuple[int, dict[str, An
     if reply_to is None:
         raise ApiError(116)
 
+    from_email = email(sender)
+    if from_email is not None and state.verify_sender is not None:
+        state.verify_sender(NAME, from_email, reply_to)  # 115 / 117
+
     scheduled_at = api_date(body.get("scheduleDate"), 108)
 
     campaign_name = campaign(body, fields)
 
-    from_email = email(sender)
     if from_email is None:
         fields["fromEmail"] = "is not a valid email address"
     from_name = body.get("fromName")

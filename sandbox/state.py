@@ -12,6 +12,14 @@ Stats semantics (``GET /_sandbox/stats``):
   ``recipients == unique + duplicates`` (the same recipient sent 3 times counts 2);
 - ``duplicate_samples``: the first 20 repeats seen, to debug.
 
+Messages (``GET /_sandbox/messages``, the last ``MAX_MESSAGES`` per channel) carry
+``receivedAt``, the ``time.time()`` at which the sandbox accepted them, and
+``requestNo``, which request of the channel accepted them (1, 2, … counting only
+requests that accepted someone, from the last ``reset``), so that a test can check
+what the provider saw across all workers, e.g. a rate limit: in any window of W
+seconds, at most R × W recipients plus one call. The recipients of one request
+share one time and one number.
+
 Identity is kept as a 64-bit hash of (recipient, content) to bound memory at millions of
 recipients; a false duplicate needs a hash collision (negligible below ~10^8).
 Ids (message, campaign, sending) are never reused in one process, even across
@@ -42,6 +50,8 @@ class Message(NamedTuple):
     # subject, a voice-audio URL, a WhatsApp template id with its body fields
     sending_id: int
     details: dict[str, Any]  # what else the channel shows, e.g. SMS encoding and parts
+    received_at: float  # time.time() when accepted; one float object per request
+    request_no: int  # the channel's accepting request, see ChannelStats.requests_accepting
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +61,8 @@ class Message(NamedTuple):
             "text": self.text,
             **self.details,
             "sendingId": self.sending_id,
+            "receivedAt": self.received_at,
+            "requestNo": self.request_no,
         }
 
 
@@ -63,6 +75,7 @@ class ChannelStats:
     seen: set[int] = field(default_factory=set)
     duplicate_samples: list[dict[str, Any]] = field(default_factory=list)
     messages: deque[Message] = field(default_factory=lambda: deque(maxlen=MAX_MESSAGES))
+    requests_accepting: int = 0  # requests that accepted recipients: the last requestNo
 
     def accept(self, message: Message, content: str | None = None) -> None:
         """Count one accepted recipient (hot path: keep it small).
@@ -108,6 +121,9 @@ class SandboxState:
         # Called with (channel, accepted recipients) just before a request's recipients are
         # counted; it may raise ApiError to refuse the whole request (sandbox.faults: credits).
         self.before_accept: Callable[[str, int], None] | None = None
+        # Called by the email channel with (channel, fromEmail, replyTo), both well-formed;
+        # it may raise ApiError 115 / 117 (sandbox.faults: unverified).
+        self.verify_sender: Callable[[str, str, str], None] | None = None
         self.reset()
 
     def reset(self) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 from arq import Worker
 
+from jobs import chunks
+from jobs.chunks import Entry
 from jobs.settings import Settings
 from worker.main import build_worker
 
@@ -57,3 +59,12 @@ def sandbox_stats(sandbox_url: str, channel: str = "sms") -> dict[str, Any]:
 
 def numbers(n: int, start: int = 0) -> list[str]:
     return [f"3466{i:07d}" for i in range(start, start + n)]
+
+
+async def enqueue_entries(
+    redis: Any, sending_id: str, chunk: str, entries: list[tuple[int, str, dict[str, Any]]]
+) -> None:
+    """A chunk made by hand (recipients the producer would not make), enqueued as the
+    producer enqueues its own."""
+    await chunks.save(redis, sending_id, chunk, [Entry(i, to, x) for i, to, x in entries])
+    await chunks.enqueue(redis, sending_id, chunk, expires_s=3600)

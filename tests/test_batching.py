@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -15,12 +17,13 @@ import redis
 
 from jobs import keys
 from jobs.base import InvalidJob
-from jobs.producer import CHUNK_FUNCTION, Producer
+from jobs.chunks import Entry
+from jobs.producer import Producer
 from jobs.settings import Settings
 from jobs.sms import Sms
-from tests.helpers import drain, numbers, running_worker, sandbox_stats, wait_until
-from worker.batching import Batcher
-from worker.planning import Call, Entry
+from tests.helpers import drain, enqueue_entries, numbers, running_worker, sandbox_stats, wait_until
+from worker.batching import Batcher, Outcome, Pending
+from worker.planning import Call
 from worker.provider import RecipientReply, Reply
 
 
@@ -47,9 +50,7 @@ async def test_single_recipient_jobs_coalesce_and_each_keeps_its_own_result(
     # A recipient only the provider refuses, in a job of its own among the OTPs.
     refused = await producer.submit(otp(numbers(1, 900)[0], 1))
     await producer.store.add_recipients(refused, [(1, {"to": "34", "status": "queued"})])
-    await producer.redis.enqueue_job(
-        CHUNK_FUNCTION, refused, [[1, "34", {"sub": {"c": 2}}]], _job_id=f"{refused}:x"
-    )
+    await enqueue_entries(producer.redis, refused, "x", [(1, "34", {"sub": {"c": 2}})])
     await drain(settings.model_copy(update={"linger_ms": 200}))
     for i, sending_id in enumerate(ids):
         [record] = [r async for r in producer.store.iter_results(sending_id)]
@@ -81,6 +82,32 @@ def _call(n: int, tag: str) -> Call:
     return Call("sms", {"from": "T", "message": "{t}"}, entries, "gsm", 1)
 
 
+class _Gateway:
+    """The HTTP side replaced by ``send``: a batcher unit test, no provider behind it."""
+
+    def __init__(self, send: Callable[[str, Call], Awaitable[Reply]]) -> None:
+        self.post = send
+
+    @contextlib.asynccontextmanager
+    async def turn(self, cost: int, deadline: float) -> AsyncIterator[None]:
+        yield
+
+
+async def _post(batcher: Batcher, endpoint: str, call: Call) -> Outcome:
+    """What one caller's recipients got, through the batcher."""
+    got: list[Outcome] = []
+
+    async def claim(entries: list[Entry]) -> list[Entry]:
+        return entries
+
+    async def settle(entries: list[Entry], outcome: Outcome) -> None:
+        got.append(outcome)
+
+    await batcher.send(endpoint, Pending(call, claim, settle, time.monotonic() + 60))
+    [outcome] = got
+    return outcome
+
+
 async def test_batcher_flushes_a_lone_call_when_the_window_closes() -> None:
     sent: list[int] = []
 
@@ -88,9 +115,10 @@ async def test_batcher_flushes_a_lone_call_when_the_window_closes() -> None:
         sent.append(len(call.entries))
         return Reply(202, [RecipientReply(e.to, True, f"id{e.index}") for e in call.entries])
 
-    batcher = Batcher(send, linger_s=0.02, max_size=100)
+    batcher = Batcher(_Gateway(send), linger_s=0.02, max_size=100)
     async with asyncio.timeout(5):  # a lone call is never held past the window
-        reply = await batcher.post("/api/rest/sms", _call(1, "a"))
+        reply = await _post(batcher, "/api/rest/sms", _call(1, "a"))
+    assert isinstance(reply, Reply)
     assert sent == [1] and reply.results is not None and reply.results[0].accepted
 
 
@@ -101,12 +129,12 @@ async def test_batcher_flushes_at_once_when_full_and_splits_replies_in_order() -
         sent.append(len(call.entries))
         return Reply(207, [RecipientReply(e.to, e.index % 2 == 0, None) for e in call.entries])
 
-    batcher = Batcher(send, linger_s=3600, max_size=6)  # the window never closes in this test
+    batcher = Batcher(_Gateway(send), linger_s=3600, max_size=6)  # the window never closes
     async with asyncio.timeout(5):
-        replies = await asyncio.gather(*(batcher.post("/x", _call(2, t)) for t in "abc"))
+        replies = await asyncio.gather(*(_post(batcher, "/x", _call(2, t)) for t in "abc"))
     assert sent == [6]
     for reply in replies:
-        assert reply.results is not None
+        assert isinstance(reply, Reply) and reply.results is not None
         assert [r.accepted for r in reply.results] == [True, False]
 
 
@@ -117,11 +145,63 @@ async def test_batcher_never_merges_different_bodies() -> None:
         bodies.append(call.body["from"])
         return Reply(202, [RecipientReply(e.to, True) for e in call.entries])
 
-    batcher = Batcher(send, linger_s=0.05, max_size=100)
+    batcher = Batcher(_Gateway(send), linger_s=0.05, max_size=100)
     one = _call(1, "a")
     two = Call("sms", {"from": "OTHER", "message": "{t}"}, one.entries, "gsm", 1)
-    await asyncio.gather(batcher.post("/x", one), batcher.post("/x", two))
+    await asyncio.gather(_post(batcher, "/x", one), _post(batcher, "/x", two))
     assert sorted(bodies) == ["OTHER", "T"]
+
+
+async def test_a_caller_cancelled_before_its_turn_is_never_claimed_nor_sent() -> None:
+    sent: list[int] = []
+
+    async def send(endpoint: str, call: Call) -> Reply:
+        sent.append(len(call.entries))
+        return Reply(202, [RecipientReply(e.to, True) for e in call.entries])
+
+    claimed: list[int] = []
+
+    async def claim(entries: list[Entry]) -> list[Entry]:
+        claimed.append(len(entries))
+        return entries
+
+    async def settle(entries: list[Entry], outcome: Outcome) -> None:
+        raise AssertionError("nothing was sent, nothing to record")
+
+    batcher = Batcher(_Gateway(send), linger_s=0.2, max_size=100)
+    pending = Pending(_call(2, "a"), claim, settle, time.monotonic() + 60)
+    caller = asyncio.create_task(batcher.send("/x", pending))
+    await asyncio.sleep(0.05)
+    caller.cancel()  # its job timed out while the window was open
+    await batcher.close()
+    assert claimed == [] and sent == []
+
+
+async def test_a_caller_cancelled_while_on_the_wire_still_gets_its_outcome_recorded() -> None:
+    started = asyncio.Event()
+
+    async def send(endpoint: str, call: Call) -> Reply:
+        started.set()
+        await asyncio.sleep(0.2)
+        return Reply(202, [RecipientReply(e.to, True) for e in call.entries])
+
+    async def claim(entries: list[Entry]) -> list[Entry]:
+        return entries
+
+    recorded: list[Outcome] = []
+
+    async def settle(entries: list[Entry], outcome: Outcome) -> None:
+        recorded.append(outcome)
+
+    batcher = Batcher(_Gateway(send), linger_s=0, max_size=100)
+    caller = asyncio.create_task(
+        batcher.send("/x", Pending(_call(2, "a"), claim, settle, time.monotonic() + 60))
+    )
+    await started.wait()
+    caller.cancel()  # the request is out: its answer is still worth keeping
+    await batcher.close()
+    [outcome] = recorded
+    assert isinstance(outcome, Reply) and outcome.results is not None
 
 
 async def test_single_jobs_with_a_running_worker_are_not_held(

@@ -10,18 +10,17 @@ from typing import Any
 import httpx
 import pytest
 
-from jobs import keys
 from jobs.base import SendJob
 from jobs.email import Attachment, Email
 from jobs.fields import format_api_date
 from jobs.landing import LandingSms
-from jobs.producer import CHUNK_FUNCTION, Producer
+from jobs.producer import Producer
 from jobs.results import now_iso
 from jobs.settings import Settings
 from jobs.sms import Sms
 from jobs.voice import Voice, VoiceAudio
 from jobs.whatsapp import WhatsApp
-from tests.helpers import drain, numbers, sandbox_stats
+from tests.helpers import drain, enqueue_entries, numbers, sandbox_stats
 
 
 @pytest.fixture
@@ -103,6 +102,7 @@ async def test_landing_sms_counts_parts_with_the_landing_link(
             "to": numbers(2),
             "from": "SHOP",
             "message": "x" * 140 + " {LAND_URL}",  # 140 + 1 + 21 = 162 septets: 2 parts
+            "parts": 2,  # without it the provider allows one (its default)
             "templateBody": "<h1>Sale</h1>",
         }
     )
@@ -155,9 +155,7 @@ async def test_worker_handles_a_207_from_the_provider(
     await producer.store.add_recipients(
         sending_id, [(1, {"to": bad, "status": "queued", "attempts": 0, "queued_at": now_iso()})]
     )
-    await producer.redis.enqueue_job(
-        CHUNK_FUNCTION, sending_id, [[1, bad, {}]], _job_id=keys.chunk_job_id(sending_id, 99)
-    )
+    await enqueue_entries(producer.redis, sending_id, "99", [(1, bad, {})])
     await drain(settings)
     results = [r async for r in producer.store.iter_results(sending_id)]
     assert [(r["to"], r["status"], r.get("code")) for r in results] == [

@@ -1,9 +1,14 @@
-"""Chaos: 3 real workers, 20,000 SMS recipients, a hostile provider, workers killed.
+"""Chaos: real worker processes, a hostile provider, workers killed.
 
-20% of calls fail with 101, 1% are accepted but answered past the client's
-timeout, one worker is SIGKILLed twice, and the credits run out once and are
-refilled with ``bulksend resume``. At the end every recipient is in exactly one
-final state and the provider's own record agrees with ours.
+The main run: 3 workers, 20,000 SMS recipients; 20% of calls fail with 101, 1%
+are accepted but answered past the client's timeout, one worker is SIGKILLed
+twice (the time until its calls are recovered is printed), and the credits run
+out once and are refilled with ``bulksend resume``. Then a rate-limited account
+(the shared limit holds across workers and strands nobody), and a mixed run: an
+email sending from an unverified sender (115) while SMS keeps flowing, 502s
+after the provider took the message, and three runs of every chunk at once.
+At the end of each, every recipient is in exactly one final state and the
+provider's own record agrees with ours.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ from typing import Any
 import httpx
 import pytest
 
-from jobs.accounts import account_id, read_stop
+from jobs import chunks
+from jobs.accounts import account_id, read_stop, read_stops
+from jobs.email import Email
 from jobs.producer import Producer
 from jobs.results import FINAL
 from jobs.settings import Settings
 from jobs.sms import Sms
-from tests.helpers import numbers, set_faults
+from tests.helpers import numbers, sandbox_stats, set_faults
 
 TOTAL = 20_000
 WORKER = [sys.executable, "-m", "bulksend", "worker"]
@@ -68,6 +75,7 @@ async def chaos(
     sending_id = await producer.submit(job)
     workers = [subprocess.Popen(WORKER, env=env, stderr=subprocess.DEVNULL) for _ in range(3)]
     events: list[str] = []
+    recoveries: list[asyncio.Task[float]] = []
     try:
         kills = 0
         refilled = False
@@ -78,11 +86,16 @@ async def chaos(
                 counts = status["counts"]
                 done = TOTAL - counts["queued"] - counts["sending"]
                 if (kills == 0 and done >= 3_000) or (kills == 1 and refilled and done >= 12_000):
+                    in_flight = await sending_now(producer, sending_id)
+                    killed_at = time.monotonic()
                     workers[0].send_signal(signal.SIGKILL)
                     workers[0].wait()
                     workers[0] = subprocess.Popen(WORKER, env=env, stderr=subprocess.DEVNULL)
                     kills += 1
                     events.append(f"SIGKILL at {done}")
+                    recoveries.append(
+                        asyncio.create_task(recovered(producer, sending_id, in_flight, killed_at))
+                    )
                 if not refilled and await read_stop(producer.redis, account_id(producer.settings)):
                     set_faults(sandbox_url, **HOSTILE)  # credits bought …
                     resume = subprocess.run(
@@ -100,6 +113,8 @@ async def chaos(
             w.kill()
             w.wait()
     elapsed = time.monotonic() - started
+    recovery = [round(await t, 1) for t in recoveries]
+    events.append(f"recovered from each SIGKILL in {recovery} s")
     records = [r async for r in producer.store.iter_results(sending_id)]
     sent = httpx.get(
         f"{sandbox_url}/_sandbox/messages", params={"channel": "sms", "limit": 200_000}
@@ -107,6 +122,25 @@ async def chaos(
     stats = httpx.get(f"{sandbox_url}/_sandbox/stats").json()["channels"]["sms"]
     print(f"chaos[{mode}] {elapsed:.1f}s {events} counts={status['counts']} sandbox={stats}")
     return {"status": status, "records": records, "sent": sent, "stats": stats}
+
+
+async def sending_now(producer: Producer, sending_id: str) -> set[int]:
+    return {
+        int(r["index"])
+        async for r in producer.store.iter_results(sending_id)
+        if r["status"] == "sending"
+    }
+
+
+async def recovered(
+    producer: Producer, sending_id: str, in_flight: set[int], killed_at: float
+) -> float:
+    """Seconds from a SIGKILL until every call on the wire at that moment is recorded."""
+    while True:
+        current = await producer.store.load(sending_id, sorted(in_flight))
+        if all(r["status"] != "sending" for r in current.values()):
+            return time.monotonic() - killed_at
+        await asyncio.sleep(0.25)
 
 
 def check_accounting(run: dict[str, Any]) -> tuple[set[str], set[str]]:
@@ -142,3 +176,119 @@ async def test_chaos_resend_only_ambiguous_recipients_may_receive_twice(
     for message in run["sent"]:
         (twice if message["to"] in seen else seen).add(message["to"])
     assert twice <= ambiguous
+
+
+def _workers(env: dict[str, str], n: int) -> list[subprocess.Popen[bytes]]:
+    return [subprocess.Popen(WORKER, env=env, stderr=subprocess.DEVNULL) for _ in range(n)]
+
+
+async def test_chaos_rate_limited_account_strands_nobody_and_never_bursts(
+    settings: Settings, env: dict[str, str], sandbox_url: str
+) -> None:
+    """The numbers that stranded 600 of 900 recipients before: R=20/s, chunks of 150,
+    job timeout 15 s, 2 workers. In any window of W seconds the provider sees at most
+    R×W recipients plus one call."""
+    rate, chunk, total = 20, 150, 900
+    env = {
+        **env,
+        "BULKSEND_RATE_MESSAGES_PER_SECOND": str(rate),
+        "BULKSEND_CHUNK_SIZE": str(chunk),
+        "BULKSEND_JOB_TIMEOUT": "15",
+    }
+    producer = await Producer.connect(settings.model_copy(update={"chunk_size": chunk}))
+    workers = _workers(env, 2)
+    try:
+        started = time.monotonic()
+        sending_id = await producer.submit(
+            Sms.model_validate({"to": numbers(total), "from": "RATE", "message": "Hi"})
+        )
+        status = await producer.wait(sending_id, timeout=180)
+        elapsed = time.monotonic() - started
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
+        await producer.close()
+    assert status["counts"]["accepted"] == total, status["counts"]
+    sent = httpx.get(
+        f"{sandbox_url}/_sandbox/messages", params={"channel": "sms", "limit": 10_000}
+    ).json()["messages"]
+    calls: dict[int, list[float]] = {}
+    for m in sent:
+        calls.setdefault(m["requestNo"], []).append(m["receivedAt"])
+    arrivals = sorted((min(times), len(times)) for times in calls.values())
+    biggest = max(n for _, n in arrivals)
+    assert biggest <= chunk
+    for window in (1.0, 2.0, 5.0, 10.0):
+        for i, (start, _) in enumerate(arrivals):
+            seen = sum(n for t, n in arrivals[i:] if t < start + window)
+            assert seen <= rate * window + biggest, (window, start, seen)
+    print(f"chaos[rate-limited] {total} at {rate}/s in {elapsed:.1f}s, {len(arrivals)} calls")
+    assert sandbox_stats(sandbox_url)["duplicates"] == 0
+
+
+async def test_chaos_unverified_sender_502s_and_duplicate_runs(
+    settings: Settings, env: dict[str, str], sandbox_url: str
+) -> None:
+    total = 6_000
+    env = {**env, "BULKSEND_CHUNK_SIZE": "200", "BULKSEND_JOB_TIMEOUT": "10"}
+    set_faults(
+        sandbox_url,
+        seed=11,
+        status={"status": 502, "rate": 0.05, "after_processing": True},
+        latency_ms={"min": 5, "max": 60},
+        unverified={"senders": ["spoof@example.com"], "reply_to": []},
+    )
+    producer = await Producer.connect(settings.model_copy(update={"chunk_size": 200}))
+    workers = _workers(env, 3)
+    try:
+        sms_id = await producer.submit(
+            Sms.model_validate(
+                {
+                    "to": numbers(total),
+                    "from": "MIX",
+                    "message": "Hi {name}",
+                    "sub": [{"name": f"n{i}"} for i in range(total)],
+                }
+            )
+        )
+        for chunk in await chunks.names(producer.redis, sms_id):  # three runs of each
+            for twin in ("a", "b"):
+                entries = await chunks.load(producer.redis, sms_id, chunk)
+                assert entries is not None
+                await chunks.save(producer.redis, sms_id, chunk + twin, entries)
+                await chunks.enqueue(producer.redis, sms_id, chunk + twin, expires_s=600)
+        mail_id = await producer.submit(
+            Email.model_validate(
+                {
+                    "to": [f"u{i}@example.com" for i in range(50)],
+                    "fromEmail": "spoof@example.com",
+                    "replyTo": "news@example.com",
+                    "subject": "s",
+                    "body": "b",
+                }
+            )
+        )
+        sms_status = await producer.wait(sms_id, timeout=180)
+        mail_status = await producer.wait(mail_id, timeout=60)
+        records = [r async for r in producer.store.iter_results(sms_id)]
+        stops = await read_stops(producer.redis, account_id(producer.settings))
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
+        await producer.close()
+    counts = sms_status["counts"]
+    assert mail_status["counts"]["rejected"] == 50 and stops == []  # nothing else stopped
+    assert all(r["status"] in FINAL for r in records)
+    assert counts["accepted"] + counts["unknown"] == total and counts["unknown"] > 0
+    received = {
+        m["to"]
+        for m in httpx.get(
+            f"{sandbox_url}/_sandbox/messages", params={"channel": "sms", "limit": 100_000}
+        ).json()["messages"]
+    }
+    assert received == {r["to"] for r in records}  # the 502s' recipients reached it too
+    stats = sandbox_stats(sandbox_url)
+    print(f"chaos[mixed] counts={counts} sandbox={stats}")
+    assert stats["duplicates"] == 0  # three runs of every chunk, nobody twice

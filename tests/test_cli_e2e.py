@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.helpers import numbers, sandbox_stats
+from jobs.settings import Settings
+from tests.helpers import drain, numbers, sandbox_stats
 
 BULKSEND = [sys.executable, "-m", "bulksend"]
 
@@ -59,6 +60,8 @@ def test_send_wait_json_with_two_worker_processes(
         "failed": 0,
         "unknown": 0,
         "expired": 0,
+        "cancelled": 0,
+        "suppressed": 0,
     }
     stats = sandbox_stats(sandbox_url)
     assert stats["recipients"] == 2500 and stats["duplicates"] == 0
@@ -172,3 +175,19 @@ def test_send_email_with_attachment_by_path_waits_for_the_result(
     assert (counts["accepted"], counts["rejected"]) == (1, 1)
     sent = sandbox_stats(sandbox_url, "email")
     assert sent["recipients"] == 1 and sent["duplicates"] == 0
+
+
+async def test_cancel_before_any_worker_runs_cancels_everyone(
+    env: dict[str, str], settings: Settings, sandbox_url: str
+) -> None:
+    sent = cli(env, "send", "sms", "--from", "T", "--message", "hi", "--to", "34666555444",
+               "--to", "34666555333", "--json")  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    sending_id = json.loads(sent.stdout)["id"]
+    done = cli(env, "cancel", sending_id, "--json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["final"] and status["counts"]["cancelled"] == 2
+    assert cli(env, "cancel", "s-nope").stderr.startswith("bulksend: error: id: no sending")
+    await drain(settings)  # the chunk job runs, and sends nothing
+    assert sandbox_stats(sandbox_url)["requests"] == 0

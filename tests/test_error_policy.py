@@ -139,14 +139,24 @@ async def test_accepted_code_0(producer: Producer, fast: Settings) -> None:
     assert await results(producer, sending_id) == {("accepted", None, 1)}
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
-async def test_bare_http_failures_retry(
-    producer: Producer, fast: Settings, sandbox_url: str, status: int
-) -> None:
-    set_faults(sandbox_url, status={"status": status, "rate": 1.0})
+async def test_a_bare_429_retries(producer: Producer, fast: Settings, sandbox_url: str) -> None:
+    set_faults(sandbox_url, status={"status": 429, "rate": 1.0})
     sending_id = await submit(producer)
     await drain(fast)
     assert await results(producer, sending_id) == {("failed", None, MAX_ATTEMPTS)}
+
+
+@pytest.mark.parametrize("mode", ["hold", "resend"])
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_bare_5xx_may_have_landed_so_it_is_unknown_or_resent_on_purpose(
+    producer: Producer, fast: Settings, sandbox_url: str, status: int, mode: str
+) -> None:
+    """Without the documented error body a 5xx is a gateway's word, not the provider's."""
+    set_faults(sandbox_url, status={"status": status, "rate": 1.0})
+    sending_id = await submit(producer)
+    await drain(fast.model_copy(update={"on_ambiguous": mode}))
+    attempts = 1 if mode == "hold" else MAX_ATTEMPTS
+    assert await results(producer, sending_id) == {("unknown", -1, attempts)}
 
 
 async def test_connection_refused_retries_and_never_reaches_anyone(

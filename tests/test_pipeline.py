@@ -123,6 +123,7 @@ async def test_grouping_by_encoding_and_parts_per_recipient(
             "to": numbers(40),
             "from": "TEST",
             "message": "Hello {name|capitalize}",
+            "parts": 2,  # without it the provider allows one (its default)
             "sub": [{"name": n} for n in names],
         }
     )

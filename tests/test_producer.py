@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from arq.jobs import Job
 
-from jobs import codec, keys
+from jobs import chunks, codec, keys
 from jobs.producer import Producer
 from jobs.results import IdempotencyConflict
 from jobs.settings import Settings
@@ -39,8 +39,11 @@ async def test_chunks_have_deterministic_ids_and_all_recipients(producer: Produc
     for job_id in ids:
         info = await Job(job_id, producer.redis, _deserializer=codec.loads).info()
         assert info is not None
-        _, entries = info.args
-        seen += [(index, to, extras["sub"]["name"]) for index, to, extras in entries]
+        chunk_sending, chunk = info.args  # a job carries (sending, chunk); entries are stored
+        assert chunk_sending == sending_id
+        entries = await chunks.load(producer.redis, sending_id, chunk)
+        assert entries is not None
+        seen += [(e.index, e.to, e.extras["sub"]["name"]) for e in entries]
     assert sorted(seen) == [(i, to[i], str(i)) for i in range(10)]
     status = await producer.status(sending_id)
     assert status is not None
@@ -80,16 +83,12 @@ async def test_invalid_recipients_are_recorded_rejected_102_and_not_enqueued(
     status = await producer.status(sending_id)
     assert status is not None
     assert status["counts"]["rejected"] == 2 and status["counts"]["queued"] == 2
-    info = await Job(
-        keys.chunk_job_id(sending_id, 0), producer.redis, _deserializer=codec.loads
-    ).info()
-    assert info is not None
-    assert [e[1] for e in info.args[1]] == ["34666555444", "34666555333"]
+    entries = await chunks.load(producer.redis, sending_id, "0")
+    assert entries is not None
+    assert [e.to for e in entries] == ["34666555444", "34666555333"]
 
 
 async def test_plus_prefixed_numbers_are_sent_without_the_plus(producer: Producer) -> None:
     sending_id = await producer.submit(sms(["+34 666 555 444"], sub=[{"name": "a"}]))
-    info = await Job(
-        keys.chunk_job_id(sending_id, 0), producer.redis, _deserializer=codec.loads
-    ).info()
-    assert info is not None and info.args[1][0][1] == "34666555444"
+    entries = await chunks.load(producer.redis, sending_id, "0")
+    assert entries is not None and entries[0].to == "34666555444"

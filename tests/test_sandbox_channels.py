@@ -3,7 +3,9 @@ HTTP, against messaging-api.txt (the SMS route has tests/test_sandbox_sms.py).""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,6 +184,8 @@ async def test_body_not_a_json_object_is_125(
 async def test_wrong_method_is_405(sandbox: httpx.AsyncClient, channel: Channel) -> None:
     response = await sandbox.get(channel.path)
     assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json() == {"error": {"code": 405, "description": "Method not allowed"}}
 
 
 @each_channel
@@ -276,7 +280,46 @@ async def test_messages_view_lists_what_was_accepted(
     assert [m["id"] for m in messages] == ids
     assert all(m["text"] == channel.expected_text for m in messages)
     assert {m["sendingId"] for m in messages} == {response.json()["sendingId"]}
+    assert {m["requestNo"] for m in messages} == {1}
+    assert len({m["receivedAt"] for m in messages}) == 1
     assert await sent(sandbox, "sms") == []
+
+
+async def test_messages_carry_when_and_by_which_request(sandbox: httpx.AsyncClient) -> None:
+    before = time.time()
+    assert (await sandbox.post(MAILING, json=email(to=[ANN, BOB]))).status_code == 202
+    assert (await sandbox.post(MAILING, json=email(to=["invalidEmail"]))).status_code == 400
+    assert (await sandbox.post(MAILING, json=email(to=["invalidEmail", ANN]))).status_code == 207
+    assert (await sandbox.post(VOICE, json=voice())).status_code == 202
+    after = time.time()
+
+    mails = await sent(sandbox, "email")
+    # Only requests that accepted someone are numbered, per channel.
+    assert [m["requestNo"] for m in mails] == [1, 1, 2]
+    assert [m["requestNo"] for m in await sent(sandbox, "voice")] == [1]
+    assert all(isinstance(m["receivedAt"], float) for m in mails)
+    assert mails[0]["receivedAt"] == mails[1]["receivedAt"]  # one request, one time
+    assert before <= mails[0]["receivedAt"] <= mails[2]["receivedAt"] <= after
+
+    assert (await sandbox.post("/_sandbox/reset")).status_code == 200
+    assert (await sandbox.post(MAILING, json=email())).status_code == 202
+    assert [m["requestNo"] for m in await sent(sandbox, "email")] == [1]
+
+
+async def test_concurrent_requests_are_numbered_in_acceptance_order(
+    sandbox: httpx.AsyncClient,
+) -> None:
+    bodies = [voice(to=[f"3466655{i:04d}", OTHER]) for i in range(20)]
+    answers = await asyncio.gather(*(sandbox.post(VOICE, json=body) for body in bodies))
+    assert all(answer.status_code == 202 for answer in answers)
+    messages = await sent(sandbox, "voice")
+    assert [m["requestNo"] for m in messages] == [n for n in range(1, 21) for _ in range(2)]
+    times = [m["receivedAt"] for m in messages]
+    assert times == sorted(times)
+    # A request's number is the one its sending id was answered with.
+    by_sending = {m["sendingId"]: m["requestNo"] for m in messages}
+    assert len(by_sending) == 20
+    assert {a.json()["sendingId"] for a in answers} == set(by_sending)
 
 
 # --- email ---------------------------------------------------------------------------

@@ -93,6 +93,9 @@ async def test_no_faults_by_default(sandbox: httpx.AsyncClient) -> None:
         "latency",
         "credits",
         "ambiguous",
+        "empty_body",
+        "unverified",
+        "bare_unrouted",
     }
     assert not any(state["injected"].values())
 
@@ -178,6 +181,128 @@ async def test_bare_status(sandbox: httpx.AsyncClient, status: int) -> None:
     assert "code" not in response.text
     assert (await faults(sandbox))["injected"]["status"] == 1
     assert (await stats(sandbox))["recipients"] == 0
+
+
+async def messages(client: httpx.AsyncClient, channel: str = "sms") -> list[dict[str, Any]]:
+    response = await client.get("/_sandbox/messages", params={"channel": channel})
+    found: list[dict[str, Any]] = response.json()["messages"]
+    return found
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_bare_status_after_processing(sandbox: httpx.AsyncClient, status: int) -> None:
+    after = {"status": status, "after_processing": True}
+    await configure(sandbox, {"credits": 5, "status": [{"status": 503, "rate": 0.0}, after]})
+    response = await sandbox.post(SMS, json=sms(GOOD, OTHER))
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text.startswith(str(status))
+    assert "code" not in response.text
+    # Processed first: accepted, counted, credits spent, ids issued, messages kept.
+    counted = await stats(sandbox)
+    assert (counted["requests"], counted["rejected"], counted["recipients"]) == (1, 1, 2)
+    kept = await messages(sandbox)
+    assert [m["to"] for m in kept] == [GOOD, OTHER]
+    assert all(m["id"] for m in kept)
+    state = await faults(sandbox)
+    assert (state["credits_left"], state["injected"]["status"]) == (3, 1)
+    # Whatever the channel answered is replaced: a refusal is processed (nothing accepted).
+    refused = await sandbox.post(SMS, json=sms("nope"))
+    assert refused.status_code == status
+    assert refused.headers["content-type"].startswith("text/plain")
+    assert (await stats(sandbox))["recipients"] == 2
+    assert (await faults(sandbox))["injected"]["status"] == 2
+
+
+async def test_status_after_processing_draws_once_per_request(sandbox: httpx.AsyncClient) -> None:
+    config = {"seed": 7, "status": {"status": 504, "rate": 0.5, "after_processing": True}}
+    await configure(sandbox, config)
+    answered = [(await sandbox.post(SMS, json=sms())).status_code for _ in range(30)]
+    rng = random.Random(7)
+    assert answered == [504 if rng.random() < 0.5 else 202 for _ in range(30)]
+    counted = await stats(sandbox)
+    assert (counted["recipients"], counted["rejected"]) == (30, answered.count(504))
+
+
+@pytest.mark.parametrize(
+    ("config", "status", "content", "content_type"),
+    [
+        ({}, 202, b"", None),
+        ({"status": 200, "body": "<html>oops</html>"}, 200, b"<html>oops</html>", "text/html"),
+    ],
+)
+async def test_empty_body_after_processing(
+    sandbox: httpx.AsyncClient,
+    config: dict[str, Any],
+    status: int,
+    content: bytes,
+    content_type: str | None,
+) -> None:
+    state = await configure(sandbox, {"credits": 5, "empty_body": {"rate": 1.0, **config}})
+    assert state["config"]["empty_body"] == {"rate": 1.0, **config}
+    response = await sandbox.post(SMS, json=sms(GOOD, OTHER))
+    assert response.status_code == status
+    assert response.content == content
+    if content_type is None:
+        assert "content-type" not in response.headers
+    else:
+        assert response.headers["content-type"].startswith(content_type)
+    with pytest.raises(ValueError):
+        response.json()
+    counted = await stats(sandbox)
+    assert (counted["requests"], counted["rejected"], counted["recipients"]) == (1, 0, 2)
+    kept = await messages(sandbox)
+    assert [m["to"] for m in kept] == [GOOD, OTHER]
+    assert all(m["id"] for m in kept)
+    state = await faults(sandbox)
+    assert (state["credits_left"], state["injected"]["empty_body"]) == (3, 1)
+
+
+async def test_empty_body_at_rate_zero_never(sandbox: httpx.AsyncClient) -> None:
+    await configure(sandbox, {"empty_body": {"rate": 0.0}})
+    for _ in range(5):
+        response = await sandbox.post(SMS, json=sms())
+        assert response.status_code == 202
+        assert response.json()["result"][0]["accepted"] is True
+    assert (await faults(sandbox))["injected"]["empty_body"] == 0
+
+
+@pytest.mark.parametrize("path", [path for path, _ in BODIES.values()])
+async def test_bare_unrouted(sandbox_url: str, sandbox: httpx.AsyncClient, path: str) -> None:
+    # By default: the doc's JSON error body, 404 for an unknown path, 405 for a wrong method.
+    missing = await sandbox.post("/api/rest/nothing-here", json={})
+    assert missing.json() == {"error": {"code": 404, "description": "Resource not found"}}
+    wrong = await sandbox.get(path)
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "POST"
+    assert wrong.json() == {"error": {"code": 405, "description": "Method not allowed"}}
+
+    await configure(sandbox, {"bare_unrouted": True})
+    answers = [
+        await sandbox.post("/api/rest/nothing-here", json=BODIES["sms"][1]),
+        await sandbox.post("/api/rest/sms/extra", json=BODIES["sms"][1]),
+        httpx.post(f"{sandbox_url}/api/rest/nothing-here", json={}),  # no auth: still bare
+        await sandbox.get(path),
+    ]
+    for response, status in zip(answers, [404, 404, 404, 405], strict=True):
+        assert response.status_code == status
+        assert response.headers["content-type"].startswith("text/plain")
+        assert response.text.startswith(str(status))
+        with pytest.raises(ValueError):
+            response.json()
+    assert answers[-1].headers["allow"] == "POST"
+    assert (await faults(sandbox))["injected"]["bare_unrouted"] == 4
+    counts = (await sandbox.get("/_sandbox/stats")).json()
+    assert counts["unrouted"] == 6
+    assert all(channel["requests"] == 0 for channel in counts["channels"].values())
+
+
+async def test_wrong_base_url_is_always_bare_404(sandbox: httpx.AsyncClient) -> None:
+    response = await sandbox.post("/v2/api/rest/sms", json=sms())  # outside /api/
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/plain")
+    with pytest.raises(ValueError):
+        response.json()
 
 
 async def test_latency_config_and_counters(sandbox: httpx.AsyncClient) -> None:
@@ -281,6 +406,9 @@ async def test_channels_filter(sandbox: httpx.AsyncClient) -> None:
         "latency": 0,
         "credits": 0,
         "ambiguous": 0,
+        "empty_body": 0,
+        "unverified": 0,
+        "bare_unrouted": 0,
     }
 
 
@@ -309,6 +437,19 @@ async def test_auth_is_checked_before_faults(sandbox_url: str, sandbox: httpx.As
         ({"error": [{"code": 101}, {"code": 101, "often": 1}]}, "error[1].often"),
         ({"status": {"status": 200}}, "status.status"),
         ({"status": 503}, "status"),
+        ({"status": {"status": 504, "after_processing": 1}}, "status.after_processing"),
+        ({"empty_body": {"status": 500}}, "empty_body.status"),
+        ({"empty_body": {"status": "202"}}, "empty_body.status"),
+        ({"empty_body": {"rate": 2}}, "empty_body.rate"),
+        ({"empty_body": {"body": 1}}, "empty_body.body"),
+        ({"empty_body": {"status": 204, "body": "x"}}, "empty_body.body"),
+        ({"empty_body": {"often": 1}}, "empty_body.often"),
+        ({"empty_body": True}, "empty_body"),
+        ({"unverified": {"senders": "a@b.com"}}, "unverified.senders"),
+        ({"unverified": {"reply_to": [1]}}, "unverified.reply_to"),
+        ({"unverified": {"from": ["a@b.com"]}}, "unverified.from"),
+        ({"unverified": ["a@b.com"]}, "unverified"),
+        ({"bare_unrouted": "yes"}, "bare_unrouted"),
         ({"latency_ms": -1}, "latency_ms"),
         ({"latency_ms": {"min": 50, "max": 10}}, "latency_ms.max"),
         ({"ambiguous": {"rate": 1, "delay_s": -1}}, "ambiguous.delay_s"),

@@ -73,13 +73,18 @@ def test_submit_check_refuses_unknown_filter() -> None:
 
 
 def test_submit_check_refuses_a_fixed_text_that_no_recipient_could_receive() -> None:
-    with pytest.raises(ValueError, match=r"needs 16 parts.*105"):
-        sms(message="a" * (153 * 15 + 1)).check_text(TextRules())
+    with pytest.raises(ValueError, match=r"needs 16 parts, more than the 15.*105"):
+        sms(message="a" * (153 * 15 + 1), parts=15).check_text(TextRules())
     with pytest.raises(ValueError, match=r"needs 3 parts, at most 2.*105"):
         sms(message="a" * 307, parts=2).check_text(TextRules())
+    # No parts: the provider's default of one part ("parts ... is set to 1 by default").
+    with pytest.raises(ValueError, match=r"message: text needs 2 parts, but without parts.*105"):
+        sms(message="a" * 161).check_text(TextRules())
     with pytest.raises(ValueError, match="113"):
         sms(message="😀", encoding="gsm").check_text(TextRules())
     sms(message="{UNSUB_URL} " + "a" * 100).check_text(TextRules())
+    sms(message="a" * 160).check_text(TextRules())
+    sms(message="a" * (153 * 15), parts=15).check_text(TextRules())
 
 
 async def test_producer_refuses_before_queueing(settings) -> None:  # type: ignore[no-untyped-def]

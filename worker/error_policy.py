@@ -16,8 +16,9 @@ class Action(StrEnum):
     RETRY = "retry"  # transient: try again later, within max attempts / age
     REJECT_RECIPIENT = "reject_recipient"  # final for that recipient: rejected
     REJECT_MESSAGE = "reject_message"  # final for every recipient of the call: rejected
-    HOLD = "hold"  # account-level (credits, billing): keep jobs, stop the account
-    HALT = "halt"  # account-level (credentials, IP, unverified sender): stop loudly
+    HOLD = "hold"  # account-level (credits, billing): park the work, stop the account
+    HOLD_CHANNEL = "hold_channel"  # like HOLD, for the channel that heard it only
+    HALT = "halt"  # account-level (credentials, IP, not the provider's API): stop loudly
 
 
 # code → (action, why). Codes 151–157 belong to billing endpoints the pipeline
@@ -38,10 +39,10 @@ POLICY: dict[int, tuple[Action, str]] = {
     112: (Action.HALT, "this IP is not allowed on the account"),
     113: (Action.REJECT_MESSAGE, "encoding cannot carry the text"),
     114: (Action.REJECT_MESSAGE, "invalid subject"),
-    115: (Action.HALT, "sender not verified: every mail from it would fail"),
+    115: (Action.REJECT_MESSAGE, "sender not verified: that sending's mail, nothing else"),
     116: (Action.REJECT_MESSAGE, "invalid replyTo"),
-    117: (Action.HALT, "replyTo not verified: every mail with it would fail"),
-    118: (Action.HOLD, "account blocked for hard bounces: needs the operator"),
+    117: (Action.REJECT_MESSAGE, "replyTo not verified: that sending's mail, nothing else"),
+    118: (Action.HOLD_CHANNEL, "email blocked for hard bounces: email waits, the rest flows"),
     119: (Action.REJECT_MESSAGE, "invalid expiration date"),
     120: (Action.REJECT_MESSAGE, "invalid GUID"),
     121: (Action.REJECT_MESSAGE, "invalid scheduled date"),
@@ -80,4 +81,6 @@ def classify(code: int | None, http_status: int) -> tuple[Action, str]:
         return Action.RETRY, "server error without a documented code: transient"
     if http_status in (401, 403):
         return Action.HALT, "authentication refused"
+    if http_status in (404, 405):
+        return Action.HALT, "not the provider's API: check BULKSEND_PROVIDER_URL"
     return Action.REJECT_MESSAGE, f"undocumented error {code} with HTTP {http_status}"

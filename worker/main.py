@@ -1,15 +1,17 @@
 """arq wiring: the worker's settings, start-up and shut-down.
 
 Jobs are (de)serialized as JSON, never pickle. arq's own retry budget is set
-high on purpose: attempts are counted per recipient by the task itself, which
-then records ``failed``; if arq gave up first, recipients would be left pending.
-On SIGTERM the worker stops taking jobs and lets running ones finish
-(``job_completion_wait``) so in-flight calls are recorded before it exits.
+out of reach on purpose: a chunk job decides for itself when to give up
+(attempts per recipient, failed runs per chunk), and a job that arq dropped
+would leave its recipients pending. On SIGTERM the worker stops taking jobs,
+lets running ones finish (``job_completion_wait``) and waits for every call
+on the wire to be recorded before it closes its HTTP client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -19,50 +21,59 @@ from arq.worker import func
 
 from jobs import codec
 from jobs.accounts import AccountGate, account_id
-from jobs.producer import CHUNK_FUNCTION
+from jobs.chunks import CHUNK_FUNCTION
 from jobs.results import ResultStore
 from jobs.settings import Settings, get_settings
 from jobs.templating import TextRules
 from worker.batching import Batcher
-from worker.planning import Call
-from worker.provider import ProviderClient, Reply
+from worker.context import CTX_KEY, WorkerContext, of
+from worker.gateway import ProviderGateway
+from worker.provider import ProviderClient
 from worker.rate_limit import RateLimiter
+from worker.sweeper import sweep_forever
 from worker.tasks import send_chunk
 
-ARQ_MAX_TRIES = 1000
+ARQ_MAX_TRIES = 1_000_000_000  # never arq's call: see the module docstring
 log = logging.getLogger("bulksend.worker")
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
-    ctx["store"] = ResultStore(ctx["redis"], ttl_seconds=settings.result_ttl_days * 86400)
-    ctx["provider"] = ProviderClient(
+    redis = ctx["redis"]
+    provider = ProviderClient(
         settings.provider_url,
         settings.provider_auth,
         timeout=settings.provider_timeout,
         max_connections=settings.provider_max_connections,
     )
     account = account_id(settings)
-    ctx["gate"] = AccountGate(ctx["redis"], account, settings.hold_probe_interval)
-    limiter = ctx["limiter"] = RateLimiter(
-        ctx["redis"],
-        account,
-        settings.rate_messages_per_second,
-        settings.rate_requests_per_second,
+    limiter = RateLimiter(
+        redis, account, settings.rate_messages_per_second, settings.rate_requests_per_second
     )
-    provider: ProviderClient = ctx["provider"]
-    slots = asyncio.Semaphore(settings.provider_max_connections)
-
-    async def send(endpoint: str, call: Call) -> Reply:
-        async with slots:  # at most this many provider calls at once per worker
-            await limiter.acquire(len(call.entries))
-            return await provider.post(endpoint, call.request_body())
-
-    ctx["batcher"] = Batcher(send, settings.linger_ms / 1000, settings.chunk_size)
-    ctx["text_rules"] = TextRules.from_settings(settings)
+    gateway = ProviderGateway(provider, limiter, settings.provider_max_connections)
+    ctx["provider"] = provider
+    ctx[CTX_KEY] = WorkerContext(
+        settings=settings,
+        redis=redis,
+        account=account,
+        store=ResultStore(redis, ttl_seconds=settings.result_ttl_days * 86400),
+        gate=AccountGate(redis, account, settings.hold_probe_interval),
+        limiter=limiter,
+        batcher=Batcher(gateway, settings.linger_ms / 1000, settings.chunk_size),
+        text_rules=TextRules.from_settings(settings),
+        call_budget_s=provider.call_budget_s,
+    )
+    ctx["sweeper"] = asyncio.create_task(sweep_forever(redis, settings))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    sweeper: asyncio.Task[None] | None = ctx.get("sweeper")
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+    if CTX_KEY in ctx:
+        await of(ctx).batcher.close()
     provider: ProviderClient | None = ctx.get("provider")
     if provider is not None:
         await provider.aclose()
@@ -94,8 +105,9 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
 
 def run(settings: Settings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # arq logs every job's arguments at INFO: recipients and their sub values.
-    # Personal data stays out of the logs; our own lines name sendings, not people.
+    # arq logs every job's arguments at INFO. Ours carry no recipient any more,
+    # but personal data stays out of the logs by rule: our own lines name
+    # sendings, not people.
     logging.getLogger("arq.worker").setLevel(logging.WARNING)
     worker = build_worker(settings)
     log.info("worker started on queue %s", worker.queue_name)

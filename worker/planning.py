@@ -16,18 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs import gsm
+from jobs.chunks import Entry
 from jobs.templating import TemplateError, TextRules, filters, render, stand_ins
 
 MAX_PARTS = {"sms": gsm.MAX_PARTS_SMS, "landing": gsm.MAX_PARTS_LANDING}
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One recipient of a chunk: its index in the sending, address, per-recipient params."""
-
-    index: int
-    to: str
-    extras: dict[str, Any]
 
 
 @dataclass
@@ -47,7 +39,11 @@ class Call:
             return body
         body["to"] = [e.to for e in self.entries]
         for name in sorted({k for e in self.entries for k in e.extras}):
-            body[name] = [e.extras.get(name) for e in self.entries]
+            # One value per recipient, never null: a recipient without ``sub``
+            # (an empty cell, a JSONL line without it) gets no values, not a
+            # null that would make the provider refuse the whole call (422).
+            default: dict[str, Any] | None = {} if name == "sub" else None
+            body[name] = [e.extras.get(name) or default for e in self.entries]
         if self.encoding is not None:
             body["encoding"] = self.encoding
             body["parts"] = self.parts
@@ -70,7 +66,7 @@ def plan_sms(kind: str, payload: dict[str, Any], entries: list[Entry], rules: Te
     filter_table = filters(rules.short_link_length)
     requested = payload.get("encoding", "auto")
     declared_parts = payload.get("parts")
-    limit = min(declared_parts or MAX_PARTS[kind], MAX_PARTS[kind])
+    limit = min(declared_parts or gsm.DEFAULT_PARTS, MAX_PARTS[kind])
     trans = bool(payload.get("trans"))
     base = {k: v for k, v in payload.items() if k not in ("encoding", "parts")}
     groups: dict[tuple[str, int], Call] = {}
@@ -81,15 +77,15 @@ def plan_sms(kind: str, payload: dict[str, Any], entries: list[Entry], rules: Te
                 payload["message"],
                 entry.extras.get("sub") or {},
                 fixed=fixed,
-                strict=False,
+                strict=not rules.allow_unknown,
                 filter_table=filter_table,
             )
             info = gsm.analyze(text, requested, trans=trans, max_parts=limit)
         except gsm.SmsTextError as exc:
             refused.append(Refusal(entry, exc.code, str(exc)))
             continue
-        except TemplateError as exc:
-            refused.append(Refusal(entry, 422, str(exc)))
+        except TemplateError as exc:  # a variable without a value: this recipient only
+            refused.append(Refusal(entry, 422, f"sub: {exc}"))
             continue
         key = (info.encoding, info.parts)
         if key not in groups:

@@ -4,10 +4,21 @@ Callers get one of three things, because each asks for a different action:
 a ``Reply`` (the provider answered, whatever it said), ``NotSent`` (the request
 certainly never reached it: safe to retry) or ``Ambiguous`` (it may have landed
 and we did not hear back: resending could send twice).
+
+What counts as an answer follows messaging-api.txt → "Errors" and the 202/207
+responses: a 2xx with its ``result`` list, or an error status with the
+documented ``{"error": {"code", "description"}}`` body. Anything else that
+came back after the request was sent is not an answer about the message: a 2xx
+with an empty or non-JSON body, or a 5xx without the documented body (a
+gateway's 502/504), may well mean the provider took it, so it is ``Ambiguous``.
+A bare 404/405 means we are not talking to the provider at all (a wrong base
+URL, a proxy); it is answered with a description naming the URL, and the error
+policy halts the account on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +66,11 @@ def _parse(response: httpx.Response) -> Reply:
     except orjson.JSONDecodeError:
         body = None
     status = response.status_code
-    if status in (200, 202, 207) and isinstance(body, dict):
+    error = body.get("error") if isinstance(body, dict) else None
+    documented = isinstance(error, dict) and isinstance(error.get("code"), int)
+    if 200 <= status < 300:
+        if not isinstance(body, dict) or not isinstance(body.get("result"), list):
+            raise Ambiguous(f"HTTP {status} without the documented result list")
         results = []
         for item in body.get("result") or []:
             error = item.get("error") or {}
@@ -77,9 +92,15 @@ def _parse(response: httpx.Response) -> Reply:
             retry_after = float(response.headers.get("Retry-After", ""))
         except ValueError:
             retry_after = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return Reply(status, None, error.get("code"), error.get("description"), retry_after)
+    if documented:
+        assert isinstance(error, dict)
+        return Reply(status, None, error["code"], error.get("description"), retry_after)
+    if status >= 500:
+        raise Ambiguous(f"HTTP {status} without the documented error body: it may have landed")
+    if status in (404, 405):
+        url = response.request.url.copy_with(query=None)
+        why = f"HTTP {status} from {url}: not the provider's API (wrong base URL or a proxy?)"
+        return Reply(status, None, None, why)
     return Reply(status, None, None, response.reason_phrase or f"HTTP {status}", retry_after)
 
 
@@ -105,9 +126,19 @@ class ProviderClient:
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
         self._connect_attempts = connect_attempts
+        # The longest a call may take, connect retries included: the moment a
+        # claimed recipient's call must be over (its record's ``until``).
+        self.call_budget_s = timeout + 2.0
 
     async def post(self, path: str, body: dict[str, Any]) -> Reply:
         content = orjson.dumps(body)
+        try:
+            async with asyncio.timeout(self.call_budget_s):
+                return await self._post(path, content)
+        except TimeoutError as exc:
+            raise Ambiguous(f"no answer within {self.call_budget_s:.0f}s") from exc
+
+    async def _post(self, path: str, content: bytes) -> Reply:
         # Retrying in-call is only safe while nothing has been sent.
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(NotSent),

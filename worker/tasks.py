@@ -1,11 +1,20 @@
 """The chunk job: send a chunk's still-pending recipients and record each outcome.
 
-A chunk job may run more than once (arq retries, a worker killed mid-job, a
-resubmission). It is safe to re-run because it starts from the recorded
-state: final recipients are skipped, and a recipient left ``sending`` by a run
-that died may have reached the provider, so it is not blindly resent. Whatever
-happens inside the job — a provider outage, a held account, a bug, arq's job
-timeout — every recipient still ends in exactly one recorded state.
+A chunk job may run more than once, even twice at the same time (arq re-runs
+a killed worker's job, a resubmission, the sweeper, a requeue). It is safe
+because every move of a recipient is a compare-and-set (``jobs.results``): a
+run claims ``queued → sending`` for the recipients it is about to put on the
+wire, stamped with its run token and the moment its call must be over, and
+only that run writes their outcome. A recipient found ``sending`` past that
+moment belonged to a run that died during its call, so it may have reached the
+provider: it is recorded ``unknown``, never blindly resent.
+
+A run never waits long: a turn it cannot get before its deadline (rate limit,
+connection slots) is given back, its recipients still ``queued``, and the job
+comes back when the limiter says; a stopped account parks the chunk
+(``jobs.accounts``). So only runs that really failed (an exception) count
+towards giving up, and whatever happens — a provider outage, a held account,
+a bug, a timeout — every recipient ends in exactly one recorded state.
 """
 
 from __future__ import annotations
@@ -13,54 +22,94 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
+import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from arq import Retry
 
-from jobs.accounts import AccountGate
+from jobs import chunks, codec, keys
+from jobs.accounts import ACCOUNT, Stop, Turn, park
+from jobs.chunks import Entry
 from jobs.fields import parse_api_date
-from jobs.results import FINAL, Record, ResultStore, now_iso, successor
+from jobs.results import (
+    FINAL,
+    Record,
+    expect_exact,
+    expect_run,
+    now_iso,
+    successor,
+)
 from jobs.settings import Settings
-from worker.batching import Batcher
+from worker.batching import Outcome, Pending
+from worker.context import WorkerContext, of
 from worker.error_policy import Action, classify
-from worker.planning import Call, Entry, plan
+from worker.planning import Call, plan
 from worker.provider import Ambiguous, NotSent, Reply
-from worker.rate_limit import RateLimiter
+from worker.rate_limit import NoTurn
 
 log = logging.getLogger("bulksend.worker")
 
 AMBIGUOUS_CODE = -1  # our own marker: outcome unknown, not a provider code
 INTERNAL_CODE = -2  # our own marker: the worker could not process the recipient
 EXPIRED_CODE = 119  # the provider's code for expiration-date problems ("Invalid expiration date")
-SPEC_CACHE_SIZE = 256
-HOLD_RECHECK_S = 2.0  # how often a job for a stopped account looks again
-MAX_JOB_RUNS = 50  # runs of one chunk job that end in an error before giving up on it
+MAX_JOB_FAILURES = 50  # runs of one chunk that end in an error before giving up on it
+CLAIM_GRACE_S = 3.0  # after the call budget, time to record the outcome
+SOON_S = 0.05  # how soon a run comes back to go on where nothing else says when
 
-Update = tuple[int, Record]
+Update = tuple[int, Record, str | bytes]
 
 
 class ChunkRun:
     """One execution of one chunk job."""
 
     def __init__(
-        self, ctx: dict[str, Any], sending_id: str, spec: dict[str, Any], current: dict[int, Record]
+        self, w: WorkerContext, sending_id: str, spec: dict[str, Any], raw: dict[int, bytes]
     ) -> None:
-        self.settings: Settings = ctx["settings"]
-        self.store: ResultStore = ctx["store"]
-        self.batcher: Batcher = ctx["batcher"]
-        self.gate: AccountGate = ctx["gate"]
-        self.limiter: RateLimiter = ctx["limiter"]
+        self.w = w
+        self.settings: Settings = w.settings
         self.sending_id = sending_id
         self.spec = spec
-        self.current = current
-        self.retry_needed = False
-        self.attempts_so_far = 0  # the most attempts among recipients going back to the queue
-        self.stopped = False  # the account is held or halted
+        self.kind: str = spec["kind"]
+        self.token = secrets.token_hex(6)
+        self.raw = raw
+        self.current: dict[int, Record] = {i: codec.loads(r) for i, r in raw.items()}
+        self.come_back: float | None = None  # seconds until this chunk needs another run
+        self.stop: Stop | None = None  # a stop met during this run
+        self.probing: str | None = None  # the scope whose hold this run probes
+        self.started = time.monotonic()
 
-    def record(self, entry: Entry, status: str, **fields: Any) -> Update:
-        new = self.current[entry.index] = successor(self.current[entry.index], status, **fields)
-        return entry.index, new
+    # --- what to come back for -------------------------------------------------
+    def later(self, seconds: float) -> None:
+        """This chunk needs another run after ``seconds`` (the earliest ask wins)."""
+        seconds = max(seconds, 0.0)
+        self.come_back = seconds if self.come_back is None else min(self.come_back, seconds)
+
+    @property
+    def deadline(self) -> float:
+        """Give up a turn rather than wait past this: the call and its record must still fit
+        in the job's time."""
+        budget = self.settings.job_timeout - self.w.call_budget_s - CLAIM_GRACE_S - 1
+        return self.started + max(budget, 1.0)
+
+    # --- records ---------------------------------------------------------------
+    def _new(self, index: int, status: str, **fields: Any) -> Record:
+        new = self.current[index] = successor(self.current[index], status, **fields)
+        return new
+
+    def from_loaded(self, entry: Entry, status: str, **fields: Any) -> Update:
+        """A move from the record as this run loaded it (CAS on its exact bytes)."""
+        expect = expect_exact(self.raw[entry.index])
+        return entry.index, self._new(entry.index, status, **fields), expect
+
+    def outcome(self, entry: Entry, status: str, **fields: Any) -> Update:
+        """A move of a recipient this run claimed: only while it is still this run's."""
+        return entry.index, self._new(entry.index, status, **fields), expect_run(self.token)
+
+    async def write(self, updates: list[Update]) -> set[int]:
+        return await self.w.store.record(self.sending_id, updates)
 
     def _used_up(self, entry: Entry) -> bool:
         """No attempt left: too many already, or the recipient is too old to send."""
@@ -74,70 +123,87 @@ class ChunkRun:
         """Back to the queue for another attempt, or failed when attempts or age are used up."""
         error = {"code": code, "description": description}
         if self._used_up(entry):
-            return self.record(entry, "failed", **error)
+            return self.outcome(entry, "failed", **error)
         return self._requeue(entry, error)
 
-    def _requeue(self, entry: Entry, error: dict[str, Any]) -> Update:
-        self.retry_needed = True
-        attempts = int(self.current[entry.index].get("attempts", 0))
-        self.attempts_so_far = max(self.attempts_so_far, attempts)
-        return self.record(entry, "queued", last_error=error)
+    def _requeue(self, entry: Entry, error: dict[str, Any], *, refund: bool = False) -> Update:
+        record = self.current[entry.index]
+        if refund:  # the account was stopped: that attempt does not count
+            record["attempts"] = max(int(record.get("attempts", 0)) - 1, 0)
+        attempts = int(record.get("attempts", 0))
+        if not refund:
+            self.later(_backoff(self.settings, attempts))
+        return self.outcome(entry, "queued", last_error=error)
 
-    def requeue_untried(self, entry: Entry, attempted: bool, error: dict[str, Any]) -> Update:
-        """Back to the queue without spending an attempt (the account was stopped)."""
-        if attempted:
-            self.current[entry.index]["attempts"] -= 1
-        return self._requeue(entry, error)
-
-    def ambiguous(self, entry: Entry, why: str) -> Update:
+    def ambiguous(self, entry: Entry, why: str, *, loaded: bool = False) -> Update:
         record = self.current[entry.index]
         record["ambiguous"] = record.get("ambiguous", 0) + 1  # calls whose outcome was unknown
+        move = self.from_loaded if loaded else self.outcome
         if self.settings.on_ambiguous == "resend" and not self._used_up(entry):
-            error = {"code": AMBIGUOUS_CODE, "description": f"outcome unknown, resending: {why}"}
-            return self._requeue(entry, error)
-        # Never "failed": the provider may well have it. Keep what
-        # `bulksend requeue --unknown` needs to send it again on purpose.
-        return self.record(
-            entry,
-            "unknown",
-            code=AMBIGUOUS_CODE,
-            description=f"outcome unknown: {why}",
-            extras=entry.extras,
-        )
+            description = f"outcome unknown, resending: {why}"
+            self.later(_backoff(self.settings, int(record.get("attempts", 0))))
+            return move(
+                entry, "queued", last_error={"code": AMBIGUOUS_CODE, "description": description}
+            )
+        # Never "failed": the provider may well have it. The run token stays so
+        # that a late, certain answer of that very call can still replace it.
+        run = record.get("run", self.token)
+        description = f"outcome unknown: {why}"
+        return move(entry, "unknown", code=AMBIGUOUS_CODE, description=description, run=run)
 
-    async def send(self, call: Call) -> None:
-        if self.stopped or not await self.gate.may_send():
-            self.stopped = True
-            held = {"code": None, "description": "provider account stopped; waiting"}
-            updates = [self.requeue_untried(e, False, held) for e in call.entries]
-            await self.store.record(self.sending_id, updates)
-            return
-        marks = []
-        for entry in call.entries:
-            record = self.current[entry.index]
-            record["attempts"] = record.get("attempts", 0) + 1
-            marks.append(self.record(entry, "sending"))
-        await self.store.record(self.sending_id, marks)
-        try:
-            reply = await self.batcher.post(self.spec["endpoint"], call)
-        except NotSent as exc:
-            updates = [self.retry_or_fail(e, None, str(exc)) for e in call.entries]
-        except Ambiguous as exc:
-            updates = [self.ambiguous(e, str(exc)) for e in call.entries]
-        else:
-            updates = await self._outcomes(call, reply)
-        await self.store.record(self.sending_id, updates)
-
-    async def _outcomes(self, call: Call, reply: Reply) -> list[Update]:
-        if reply.results is None:
-            return await self._call_failed(call, reply)
-        await self.limiter.call_went_through()
-        await self.gate.succeeded()
-        if len(reply.results) != len(call.entries):
-            why = f"provider listed {len(reply.results)} results for {len(call.entries)} recipients"
-            return [self.ambiguous(e, why) for e in call.entries]
+    # --- one call ----------------------------------------------------------------
+    async def claim(self, entries: list[Entry]) -> list[Entry]:
+        """On the wire now: mark them ``sending`` if they are still as this run loaded them."""
+        if self.stop is not None or (self.probing is None and await self._stopped()):
+            return []
+        until = time.time() + self.w.call_budget_s + CLAIM_GRACE_S
         updates = []
-        for entry, result in zip(call.entries, reply.results, strict=True):
+        for entry in entries:
+            attempts = int(self.current[entry.index].get("attempts", 0)) + 1
+            updates.append(
+                self.from_loaded(entry, "sending", attempts=attempts, run=self.token, until=until)
+            )
+        claimed = await self.write(updates)
+        return [e for e in entries if e.index in claimed]
+
+    async def _stopped(self) -> bool:
+        for scope in (ACCOUNT, self.kind):
+            stop = await self.w.gate.current(scope)
+            if stop is not None:
+                self.stop = stop
+                return True
+        return False
+
+    async def settle(self, call: Call, entries: list[Entry], outcome: Outcome) -> None:
+        if isinstance(outcome, NotSent):
+            updates = [self.retry_or_fail(e, None, str(outcome)) for e in entries]
+        elif isinstance(outcome, Ambiguous):
+            updates = [self.ambiguous(e, str(outcome)) for e in entries]
+        elif outcome.results is None:
+            updates = await self._call_failed(entries, outcome)
+        else:
+            updates = await self._results(call, entries, outcome)
+        for attempt in range(3):  # a blip of Redis must not turn a known outcome into unknown
+            try:
+                await self.write(updates)
+                return
+            except Exception:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+
+    async def _results(self, call: Call, entries: list[Entry], reply: Reply) -> list[Update]:
+        await self.w.limiter.call_went_through()
+        if self.probing is not None:
+            await self.w.gate.probe_succeeded(self.probing, self.w.job_expires_s)
+            self.probing = None
+            self.later(SOON_S)  # the rest of this chunk waited for the probe
+        assert reply.results is not None
+        if len(reply.results) != len(entries):
+            why = f"provider listed {len(reply.results)} results for {len(entries)} recipients"
+            return [self.ambiguous(e, why) for e in entries]
+        updates = []
+        for entry, result in zip(entries, reply.results, strict=True):
             if result.accepted:
                 accepted = {
                     "id": result.message_id,
@@ -146,47 +212,41 @@ class ChunkRun:
                     "scheduled_at": result.scheduled_at,
                 }
                 fields = {k: v for k, v in accepted.items() if v is not None}
-                updates.append(self.record(entry, "accepted", **fields))
+                updates.append(self.outcome(entry, "accepted", **fields))
                 continue
             action, why = classify(result.code, 400)
             description = result.description or why
-            if action in (Action.REJECT_RECIPIENT, Action.REJECT_MESSAGE, Action.ACCEPT):
-                updates.append(
-                    self.record(entry, "rejected", code=result.code, description=description)
-                )
-            else:
+            if action in (Action.RETRY, Action.HOLD, Action.HOLD_CHANNEL, Action.HALT):
+                # A stop code for one recipient of a 207 is about that recipient.
                 updates.append(self.retry_or_fail(entry, result.code, description))
+            else:
+                updates.append(
+                    self.outcome(entry, "rejected", code=result.code, description=description)
+                )
         return updates
 
-    async def _call_failed(self, call: Call, reply: Reply) -> list[Update]:
+    async def _call_failed(self, entries: list[Entry], reply: Reply) -> list[Update]:
         action, why = classify(reply.code, reply.http_status)
         description = reply.description or why
         if reply.http_status == 429:
-            await self.limiter.too_many_requests(reply.retry_after)
-        if action in (Action.HOLD, Action.HALT):
-            self.stopped = True
-            await self.gate.stop(action == Action.HALT, reply.code, description)
+            await self.w.limiter.too_many_requests(reply.retry_after)
+        if action in (Action.HOLD, Action.HOLD_CHANNEL, Action.HALT):
+            scope = self.kind if action == Action.HOLD_CHANNEL else ACCOUNT
+            await self.w.gate.stop(scope, action == Action.HALT, reply.code, description)
+            self.stop = await self.w.gate.current(scope)
+            self.probing = None
             error = {"code": reply.code, "description": description}
-            return [self.requeue_untried(e, True, error) for e in call.entries]
+            return [self._requeue(e, error, refund=True) for e in entries]
         if action in (Action.REJECT_RECIPIENT, Action.REJECT_MESSAGE):
             return [
-                self.record(e, "rejected", code=reply.code, description=description)
-                for e in call.entries
+                self.outcome(e, "rejected", code=reply.code, description=description)
+                for e in entries
             ]
-        return [self.retry_or_fail(e, reply.code, description) for e in call.entries]
+        return [self.retry_or_fail(e, reply.code, description) for e in entries]
 
-
-async def _spec(ctx: dict[str, Any], sending_id: str) -> dict[str, Any] | None:
-    """A sending's spec, read once per worker: it never changes, and may carry attachments."""
-    cache: dict[str, dict[str, Any]] = ctx.setdefault("specs", {})
-    if sending_id not in cache:
-        spec = await ctx["store"].spec(sending_id)
-        if spec is None:
-            return None
-        if len(cache) >= SPEC_CACHE_SIZE:
-            cache.pop(next(iter(cache)))
-        cache[sending_id] = spec
-    return cache[sending_id]
+    async def send(self, call: Call) -> None:
+        pending = Pending(call, self.claim, partial(self.settle, call), self.deadline)
+        await self.w.batcher.send(self.spec["endpoint"], pending)
 
 
 def _expired(payload: dict[str, Any]) -> str | None:
@@ -203,86 +263,129 @@ def _backoff(settings: Settings, attempts: int) -> float:
     return float(ceiling * random.random())
 
 
-async def _run(ctx: dict[str, Any], sending_id: str, entries: list[Entry]) -> dict[str, int]:
-    store: ResultStore = ctx["store"]
-    spec = await _spec(ctx, sending_id)
-    if spec is None:
-        log.error("sending %s has no record; chunk dropped", sending_id)
-        return {"missing": len(entries)}
-    current = await store.load(sending_id, [e.index for e in entries])
-    run = ChunkRun(ctx, sending_id, spec, current)
+async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
+    entries = await chunks.load(w.redis, sending_id, chunk)
+    spec = await w.spec(sending_id)
+    if entries is None or spec is None:
+        log.warning(
+            "sending %s chunk %s has no record (expired?); nothing to do", sending_id, chunk
+        )
+        return {"missing": 1}
+    raw = await w.store.load_raw(sending_id, [e.index for e in entries])
+    run = ChunkRun(w, sending_id, spec, raw)
     expired = _expired(spec["payload"])
+    now = time.time()
     pending: list[Entry] = []
-    settled = []
+    settled: list[Update] = []
     for entry in entries:
-        status = current.get(entry.index, {}).get("status")
-        if status in FINAL or status is None:
-            continue
-        if status == "sending":  # a previous run died during the call
-            settled.append(run.ambiguous(entry, "worker stopped during the provider call"))
-        elif expired:
-            settled.append(run.record(entry, "expired", code=EXPIRED_CODE, description=expired))
-        else:
-            pending.append(entry)
-    await store.record(sending_id, settled)
-    # No early return when nothing is pending: recipients resent after an
-    # ambiguous call were queued again by this very run, and only the Retry
-    # below brings their job back.
-    calls, refusals = plan(spec["kind"], spec["payload"], pending, ctx["text_rules"])
-    refused = [
-        run.record(r.entry, "rejected", code=r.code, description=r.description) for r in refusals
-    ]
-    await store.record(sending_id, refused)
-    await asyncio.gather(*(run.send(c) for c in calls))
-    if run.stopped:
-        raise Retry(defer=HOLD_RECHECK_S)
-    if run.retry_needed:
-        raise Retry(defer=_backoff(run.settings, run.attempts_so_far))
-    log.info(
-        "sending %s: %d recipients in %d calls, %d refused before sending",
-        sending_id,
-        len(pending) - len(refusals),
-        len(calls),
-        len(refusals),
-    )
-    return {"calls": len(calls), "refused": len(refusals)}
-
-
-async def _give_up(ctx: dict[str, Any], sending_id: str, entries: list[Entry], why: str) -> None:
-    """Last resort: record every still-pending recipient, never leave one behind."""
-    store: ResultStore = ctx["store"]
-    current = await store.load(sending_id, [e.index for e in entries])
-    updates = []
-    for entry in entries:
-        record = current.get(entry.index)
+        record = run.current.get(entry.index)
         if record is None or record["status"] in FINAL:
             continue
         if record["status"] == "sending":
-            status, code = "unknown", AMBIGUOUS_CODE
+            until = float(record.get("until", 0))
+            if until > now:  # another run's call may still be on the wire: its outcome
+                run.later(until - now + SOON_S)
+                continue
+            settled.append(
+                run.ambiguous(entry, "worker stopped during the provider call", loaded=True)
+            )
+        elif expired:
+            settled.append(
+                run.from_loaded(entry, "expired", code=EXPIRED_CODE, description=expired)
+            )
         else:
-            status, code = "failed", INTERNAL_CODE
-        updates.append((entry.index, successor(record, status, code=code, description=why)))
-    await store.record(sending_id, updates)
+            pending.append(entry)
+    await run.write(settled)
+    calls: list[Call] = []
+    refused = 0
+    if pending:
+        turn, stop = await w.gate.turn(run.kind)
+        if turn is Turn.STOPPED:
+            assert stop is not None
+            return await _park(w, run, chunk, stop)
+        if turn is Turn.PROBE:
+            assert stop is not None
+            run.probing = stop.scope
+        calls, refusals = plan(run.kind, spec["payload"], pending, w.text_rules)
+        await run.write(
+            [
+                run.from_loaded(r.entry, "rejected", code=r.code, description=r.description)
+                for r in refusals
+            ]
+        )
+        refused = len(refusals)
+        if run.probing is not None and len(calls) > 1:
+            calls = calls[:1]  # one call probes the hold; the rest goes once it is lifted
+        # Every sibling ends before the job ends, whatever one of them raised.
+        outcomes = await asyncio.gather(*(run.send(c) for c in calls), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, NoTurn):
+                run.later(outcome.wait_s)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+    if run.stop is not None:
+        return await _park(w, run, chunk, run.stop)
+    if run.come_back is not None:
+        raise Retry(defer=run.come_back)
+    log.info(
+        "sending %s chunk %s: %d recipients in %d calls, %d refused before sending",
+        sending_id,
+        chunk,
+        len(pending) - refused,
+        len(calls),
+        refused,
+    )
+    return {"calls": len(calls), "refused": refused}
 
 
-async def send_chunk(
-    ctx: dict[str, Any], sending_id: str, raw_entries: list[list[Any]]
-) -> dict[str, int]:
+async def _park(w: WorkerContext, run: ChunkRun, chunk: str, stop: Stop) -> dict[str, int]:
+    """The account (or this channel) is stopped: wait in the parked set, not in arq."""
+    if await park(w.redis, w.account, stop.scope, run.sending_id, chunk):
+        log.info("sending %s chunk %s parked: account %s", run.sending_id, chunk, stop.state)
+        return {"parked": 1}
+    raise Retry(defer=SOON_S)  # lifted in the meantime: go on
+
+
+async def _give_up(w: WorkerContext, sending_id: str, chunk: str, why: str) -> None:
+    """Last resort: record every still-pending recipient, never leave one behind."""
+    entries = await chunks.load(w.redis, sending_id, chunk) or []
+    raw = await w.store.load_raw(sending_id, [e.index for e in entries])
+    now = time.time()
+    updates: list[Update] = []
+    for entry in entries:
+        if entry.index not in raw:
+            continue
+        record = codec.loads(raw[entry.index])
+        expect = expect_exact(raw[entry.index])
+        if record["status"] == "queued":
+            new = successor(record, "failed", code=INTERNAL_CODE, description=why)
+        elif record["status"] == "sending" and float(record.get("until", 0)) <= now:
+            new = successor(record, "unknown", code=AMBIGUOUS_CODE, description=why)
+        else:  # final, or a live run's call still on the wire: that run records it
+            continue
+        updates.append((entry.index, new, expect))
+    await w.store.record(sending_id, updates)
+
+
+async def send_chunk(ctx: dict[str, Any], sending_id: str, chunk: str) -> dict[str, int]:
     """arq job: one chunk of one sending. Returns counts of this run, for arq's log."""
-    entries = [Entry(int(i), str(to), extras or {}) for i, to, extras in raw_entries]
-    settings: Settings = ctx["settings"]
-    job_try = int(ctx.get("job_try", 1))
+    w = of(ctx)
     try:
         # Finish before arq's own timeout, which would drop the job without retry.
-        async with asyncio.timeout(max(settings.job_timeout - 5, 1)):
-            return await _run(ctx, sending_id, entries)
+        async with asyncio.timeout(max(w.settings.job_timeout - 1, 1)):
+            return await _run(w, sending_id, str(chunk))
     except Retry:
         raise
     except Exception as exc:  # a bug or an outage of Redis: retry, then give up loudly
         why = f"{type(exc).__name__}: {exc}"
-        if job_try >= MAX_JOB_RUNS:
-            log.exception("chunk of %s failed %d times; recording it", sending_id, job_try)
-            await _give_up(ctx, sending_id, entries, f"worker error: {why}")
-            return {"given_up": len(entries)}
-        log.warning("chunk of %s failed (%s); retrying", sending_id, why)
-        raise Retry(defer=_backoff(settings, job_try)) from exc
+        fails_key = keys.chunk_fails(sending_id, str(chunk))
+        failures = int(await w.redis.incr(fails_key))
+        await w.redis.expire(fails_key, int(w.job_expires_s))
+        if failures >= MAX_JOB_FAILURES:
+            log.exception(
+                "chunk %s of %s failed %d times; recording it", chunk, sending_id, failures
+            )
+            await _give_up(w, sending_id, str(chunk), f"worker error: {why}")
+            return {"given_up": 1}
+        log.warning("chunk %s of %s failed (%s); retrying", chunk, sending_id, why)
+        raise Retry(defer=_backoff(w.settings, failures)) from exc

@@ -1,0 +1,42 @@
+"""A worker's way to the provider: a connection slot, a rate-limit turn, then the call.
+
+The slot bounds concurrent calls per worker (``BULKSEND_PROVIDER_MAX_CONNECTIONS``);
+the turn is the account's shared rate limit. Both waits end at the caller's
+deadline with ``NoTurn``, so waiting never runs a job into its timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from worker.planning import Call
+from worker.provider import ProviderClient, Reply
+from worker.rate_limit import NoTurn, RateLimiter
+
+SLOT_RETRY_S = 0.5  # how soon to come back when every connection slot stayed busy
+
+
+class ProviderGateway:
+    def __init__(self, provider: ProviderClient, limiter: RateLimiter, max_connections: int):
+        self.provider = provider
+        self.limiter = limiter
+        self._slots = asyncio.Semaphore(max_connections)
+
+    @asynccontextmanager
+    async def turn(self, cost: int, deadline: float) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0)):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise NoTurn(SLOT_RETRY_S) from None
+        try:
+            await self.limiter.acquire(cost, deadline)
+            yield
+        finally:
+            self._slots.release()
+
+    async def post(self, endpoint: str, call: Call) -> Reply:
+        return await self.provider.post(endpoint, call.request_body())
