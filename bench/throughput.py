@@ -30,19 +30,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import ctypes
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +52,8 @@ import orjson
 import redis
 
 from bulksend.redis_server import RedisServer
+from bulksend.stack import WORKER, SandboxProcess, WorkerProcesses, stop_processes
+from jobs import keys
 from jobs.producer import Producer
 from jobs.settings import Settings, get_settings
 from jobs.sms import Sms
@@ -170,12 +170,6 @@ def describe_cpu(cores: dict[str, float]) -> str:
     return "cpu " + " ".join(f"{name} {value:.2f}" for name, value in cores.items())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Rig:
     """Redis, the sandbox and every child process of the run; ``close`` ends them all."""
 
@@ -183,8 +177,7 @@ class Rig:
         self.tmp = tmp
         self.base = get_settings()
         self.redis: RedisServer | None = None
-        self.sandbox_url = ""
-        self.sandbox: subprocess.Popen[bytes] | None = None
+        self.sandbox: SandboxProcess | None = None
         self.children: list[subprocess.Popen[bytes]] = []
         self.redis_generation = 0
 
@@ -219,21 +212,13 @@ class Rig:
     # sandbox -------------------------------------------------------------------------
 
     def start_sandbox(self) -> None:
-        port = free_port()
-        self.sandbox_url = f"http://127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "sandbox", "--port", str(port)]
-        self.sandbox = self.spawn("sandbox", argv, dict(os.environ))
-        deadline_at = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{self.sandbox_url}/_sandbox/stats", timeout=1).raise_for_status()
-                return
-            except httpx.TransportError:
-                if self.sandbox.poll() is not None or time.monotonic() > deadline_at:
-                    raise RuntimeError(
-                        f"sandbox did not start; see {self.tmp}/sandbox.log"
-                    ) from None
-                time.sleep(0.05)
+        log = self.tmp / "sandbox.log"
+        self.sandbox = SandboxProcess(log=log, timeout=30, preexec_fn=_die_with_parent)
+
+    @property
+    def sandbox_url(self) -> str:
+        assert self.sandbox is not None
+        return self.sandbox.url
 
     def reset_sandbox(self) -> None:
         httpx.post(f"{self.sandbox_url}/_sandbox/reset", timeout=30).raise_for_status()
@@ -282,11 +267,10 @@ class Rig:
 
     async def start_workers(
         self, kind: Literal["pipeline", "naive"], count: int, queue: str
-    ) -> list[subprocess.Popen[bytes]]:
+    ) -> WorkerProcesses:
         """``count`` worker processes on ``queue``, returned once all of them poll it."""
-        if kind == "pipeline":
-            argv = [sys.executable, "-m", "bulksend", "worker"]
-        else:
+        argv: Sequence[str] = WORKER
+        if kind == "naive":
             poll_delay = getattr(self.base, "worker_poll_delay", 0.05)
             argv = [
                 sys.executable, str(NAIVE_SCRIPT), "worker",
@@ -295,49 +279,38 @@ class Rig:
             ]  # fmt: skip
         # Each logs a line once started: ours, or arq's own for the naive worker.
         marker = b"worker started" if kind == "pipeline" else b"Starting worker"
-        names = [f"{queue.replace(':', '-')}-{i}" for i in range(count)]
-        procs = [self.spawn(name, argv, self.env(queue)) for name in names]
+        workers = WorkerProcesses(
+            self.env(queue),
+            argv=argv,
+            log_dir=self.tmp,
+            name=queue.replace(":", "-"),
+            preexec_fn=_die_with_parent,
+        )
+        procs = workers.start(count)
+        self.children += procs
+        logs = [path for i in range(count) if (path := workers.log(i))]
         client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
         try:
             async with asyncio.timeout(60):
                 while True:
-                    for proc, name in zip(procs, names, strict=True):
+                    for proc, path in zip(procs, logs, strict=True):
                         if proc.poll() is not None:
-                            raise RuntimeError(f"worker exited early; see {self.tmp}/{name}.log")
-                    logs = [(self.tmp / f"{name}.log").read_bytes() for name in names]
-                    started = all(marker in text for text in logs)
-                    if started and client.exists(f"{queue}:health-check"):
+                            raise RuntimeError(f"worker exited early; see {path}")
+                    started = all(marker in path.read_bytes() for path in logs)
+                    if started and client.exists(keys.health_check(queue)):
                         break
                     await asyncio.sleep(0.05)
         finally:
             client.close()
         await asyncio.sleep(0.3)  # the last one's first poll
-        return procs
-
-    def stop(self, procs: list[subprocess.Popen[bytes]], grace: float = 30) -> None:
-        """SIGTERM (workers drain), then SIGKILL after ``grace`` seconds."""
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        return workers
 
     def close(self) -> None:
-        self.stop(list(reversed(self.children)), grace=10)
+        stop_processes(reversed(self.children), grace=10)
+        if self.sandbox is not None:
+            self.sandbox.stop(grace=10)
         if self.redis is not None:
             self.redis.stop()
-
-
-@contextlib.contextmanager
-def stopping(rig: Rig, procs: list[subprocess.Popen[bytes]]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        rig.stop(procs)
 
 
 async def reap(proc: subprocess.Popen[bytes], timeout: float) -> resource.struct_rusage:
@@ -405,7 +378,7 @@ async def pipeline_phase(rig: Rig, checks: Checks, n: int, workers: int) -> Figu
     queue = f"bench:pipeline{workers}:{uuid.uuid4().hex[:6]}"
     job = sms_job(people(n))
     procs = await rig.start_workers("pipeline", workers, queue)
-    with stopping(rig, procs):
+    with procs:
         producer = await Producer.connect(rig.settings(queue))
         try:
             meter = CpuMeter(cpu_groups(rig, procs))
@@ -434,7 +407,7 @@ async def pipeline_phase(rig: Rig, checks: Checks, n: int, workers: int) -> Figu
     return figure
 
 
-def cpu_groups(rig: Rig, workers: list[subprocess.Popen[bytes]]) -> dict[str, list[int]]:
+def cpu_groups(rig: Rig, workers: Iterable[subprocess.Popen[bytes]]) -> dict[str, list[int]]:
     return {
         "sandbox": [rig.sandbox_pid],
         "workers": [p.pid for p in workers],
@@ -451,7 +424,7 @@ async def naive_phase(rig: Rig, checks: Checks, n: int, workers: int) -> Figure:
     queue = f"bench:naive:{uuid.uuid4().hex[:6]}"
     recipients = people(n)
     procs = await rig.start_workers("naive", workers, queue)
-    with stopping(rig, procs):
+    with procs:
         meter = CpuMeter(cpu_groups(rig, procs))
         started = time.monotonic()
         enqueued_after = 0.0
@@ -558,7 +531,7 @@ async def latency_phase(rig: Rig, checks: Checks, jobs: int, rate: float) -> Lat
     singles = [sms_job([recipient]) for recipient in people(jobs)]
     submitted: list[tuple[str, datetime]] = []
     procs = await rig.start_workers("pipeline", 2, queue)
-    with stopping(rig, procs):
+    with procs:
         producer = await Producer.connect(rig.settings(queue))
         try:
 
@@ -646,7 +619,7 @@ async def big_phase(rig: Rig, checks: Checks, n: int) -> Big:
     pending = rig.redis_memory()["used_memory"] - baseline
     log(f"[{name}] submitted in {submitted:.1f}s; starting workers ...")
     procs = await rig.start_workers("pipeline", 2, queue)
-    with stopping(rig, procs):
+    with procs:
         producer = await Producer.connect(rig.settings(queue))
         try:
             meter = CpuMeter(cpu_groups(rig, procs))

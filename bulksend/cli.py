@@ -1,4 +1,4 @@
-"""The ``bulksend`` command line (contract: DESIGN.md → "Command line").
+"""The ``bulksend`` command line (a contract other tools rely on: README → "Command line").
 
 Flags of ``send`` are the provider's parameter names in kebab-case
 (``scheduleDate`` → ``--schedule-date``); list parameters are repeatable.
@@ -19,20 +19,41 @@ from typing import Any
 import orjson
 
 from bulksend.flags import FlagError, add_model_flags, model_data
+from jobs import channels
 from jobs.base import InvalidJob, SendJob, build
-from jobs.email import Email
-from jobs.landing import LandingSms
+from jobs.errors import (
+    BulksendError,
+    ConfigurationError,
+    IdempotencyConflict,
+    SendingNotFound,
+)
 from jobs.producer import normalize_recipient
 from jobs.recipients_file import first_valid
-from jobs.results import IdempotencyConflict
 from jobs.settings import Settings, get_settings
-from jobs.sms import Sms
-from jobs.voice import Voice, VoiceAudio
-from jobs.whatsapp import WhatsApp
 
 
-class CliError(Exception):
-    """Bad input on the command line: printed as one line, exit code 2."""
+class CliError(InvalidJob):
+    """Bad input on the command line (a flag, a file): printed as one line, exit code 2."""
+
+
+# The one place where errors become what a user of the CLI sees: a line on
+# stderr and an exit code (bad input 2, a wait that timed out 3, settings 78).
+EXIT_CODES: dict[type[BaseException], int] = {
+    InvalidJob: 2,
+    SendingNotFound: 2,
+    IdempotencyConflict: 2,
+    ConfigurationError: 78,
+    TimeoutError: 3,
+    BulksendError: 1,  # any other of the family
+}
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, SendingNotFound):
+        return f"id: {exc}"
+    if isinstance(exc, TimeoutError):
+        return "timed out waiting for the sending to finish"
+    return str(exc)
 
 
 def _print_json(value: Any) -> None:
@@ -60,19 +81,9 @@ def _with_producer(settings: Settings, action: Callable[[Any], Awaitable[Any]]) 
     return asyncio.run(run())
 
 
-CHANNELS: dict[str, tuple[type[SendJob], str]] = {
-    "sms": (Sms, "SMS (POST /api/rest/sms)"),
-    "email": (Email, "email with attachments (POST /api/rest/mailing)"),
-    "voice": (Voice, "text-to-speech call (POST /api/rest/voice)"),
-    "voice-audio": (VoiceAudio, "call playing an audio file (POST /api/rest/voiceAudio)"),
-    "landing": (LandingSms, "SMS with a landing page (POST /api/rest/landingsms)"),
-    "whatsapp": (WhatsApp, "WhatsApp template (POST /api/rest/whatsapp)"),
-}
-
-
-def send_job(args: argparse.Namespace) -> SendJob:
+def send_job(args: argparse.Namespace, settings: Settings) -> SendJob:
     """The job described by ``send CHANNEL`` flags, validated by its model."""
-    model = CHANNELS[args.channel][0]
+    model = channels.get(args.channel).model
     try:
         data = model_data(args, model)
         if getattr(args, "recipients_file", None):
@@ -86,7 +97,8 @@ def send_job(args: argparse.Namespace) -> SendJob:
         if getattr(args, "attach", None):
             from jobs.email import Attachment
 
-            files = [Attachment.from_path(path) for path in args.attach]
+            limit = settings.max_attachment_bytes
+            files = [Attachment.from_path(path, max_bytes=limit) for path in args.attach]
             data["attachments"] = [*data.get("attachments", []), *files]
     except FlagError as exc:
         raise CliError(str(exc)) from None
@@ -98,7 +110,7 @@ def send_job(args: argparse.Namespace) -> SendJob:
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
-    job = send_job(args)
+    job = send_job(args, settings)
     with _redis(settings) as live:
 
         async def submit(producer: Any) -> Any:
@@ -137,7 +149,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     with _redis(settings) as live:
         status = _with_producer(live, lambda p: p.status(args.id))
     if status is None:
-        raise CliError(f"id: no sending {args.id!r}")
+        raise SendingNotFound(args.id)
     if args.json:
         _print_json(status)
     else:
@@ -149,20 +161,14 @@ def cmd_requeue(args: argparse.Namespace, settings: Settings) -> int:
     if not args.unknown:
         raise CliError("requeue: say what to requeue: --unknown")
     with _redis(settings) as live:
-        try:
-            moved = _with_producer(live, lambda p: p.requeue_unknown(args.id))
-        except KeyError:
-            raise CliError(f"id: no sending {args.id!r}") from None
+        moved = _with_producer(live, lambda p: p.requeue_unknown(args.id))
     print(f"{moved} recipients with an unknown outcome queued again")
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     with _redis(settings) as live:
-        try:
-            status = _with_producer(live, lambda p: p.cancel(args.id))
-        except KeyError:
-            raise CliError(f"id: no sending {args.id!r}") from None
+        status = _with_producer(live, lambda p: p.cancel(args.id))
     if args.json:
         _print_json(status)
     else:
@@ -189,7 +195,7 @@ def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     async def export(producer: Any) -> int:
         if await producer.status(args.id) is None:
-            raise CliError(f"id: no sending {args.id!r}")
+            raise SendingNotFound(args.id)
         n = 0
         async for record in producer.store.iter_results(args.id):
             sys.stdout.write(orjson.dumps(record).decode() + "\n")
@@ -272,13 +278,13 @@ def parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(handler=cmd_sandbox)
 
     send = sub.add_parser("send", help="enqueue a sending")
-    channels = send.add_subparsers(dest="channel", required=True)
-    for channel, (model, help_text) in CHANNELS.items():
-        p = channels.add_parser(channel, help=help_text)
-        add_model_flags(p, model)
-        if channel == "email":
+    kinds = send.add_subparsers(dest="channel", required=True)
+    for channel in channels.all_channels():
+        p = kinds.add_parser(channel.kind, help=channel.summary)
+        add_model_flags(p, channel.model)
+        if channel.attachments:
             p.add_argument("--attach", action="append", metavar="PATH", help="file to attach")
-        if channel != "whatsapp":
+        if channel.recipients_file:
             p.add_argument(
                 "--recipients-file",
                 metavar="FILE",
@@ -329,12 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()
         code: int = args.handler(args, settings)
         return code
-    except (CliError, InvalidJob, IdempotencyConflict) as exc:
-        print(f"bulksend: error: {exc}", file=sys.stderr)
-        return 2
-    except TimeoutError:
-        print("bulksend: error: timed out waiting for the sending to finish", file=sys.stderr)
-        return 3
+    except (BulksendError, TimeoutError) as exc:
+        print(f"bulksend: error: {_explain(exc)}", file=sys.stderr)
+        return next(code for kind, code in EXIT_CODES.items() if isinstance(exc, kind))
     except KeyboardInterrupt:
         return 130
 

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from typing import Any
@@ -24,9 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bulksend.redis_server import redis_for
+from bulksend.stack import SandboxProcess, start_workers
 from jobs.base import SendJob
 from jobs.email import Attachment, Email
-from jobs.landing import LandingSms
+from jobs.landing import Landing
 from jobs.producer import Producer, normalize_recipient
 from jobs.results import FINAL
 from jobs.settings import Settings
@@ -36,24 +33,6 @@ from jobs.whatsapp import WhatsApp
 
 INVALID_NUMBERS = ["12", "abc", "34", "+", "0034666"]
 FIRST_NAMES = ["ana", "luis", "marta", "joão", "chloé", "sven", "amira", "kenji", "zoë", "omar"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not come up") from None
-            time.sleep(0.05)
 
 
 def _with_invalid(good: list[str], bad: list[str]) -> list[str]:
@@ -93,7 +72,7 @@ def demo_jobs(n_sms: int) -> list[SendJob]:
         VoiceAudio.model_validate({
             "to": small_to, "audioUrl": "https://example.com/audio/reminder.mp3",
         }),
-        LandingSms.model_validate({
+        Landing.model_validate({
             "to": small_to, "from": "BULKSEND", "message": "Hi {name}, see {LAND_URL}",
             "sub": names, "templateBody": "<h1>Winter sale</h1>",
         }),
@@ -138,8 +117,6 @@ async def _submit_and_follow(
 def run_demo(settings: Settings, *, recipients: int = 10_000, workers: int = 2) -> int:
     console = Console(width=max(Console().width, 132))  # the summary table is wide
     with redis_for(settings.redis_url, settings.data_dir) as redis_url:
-        port = _free_port()
-        sandbox_url = f"http://127.0.0.1:{port}"
         # Its own queue: jobs other commands left in the shared embedded Redis are
         # not the demo's to send, and would spoil its accounting.
         queue = f"bulksend:demo:{uuid.uuid4().hex[:8]}"
@@ -147,36 +124,20 @@ def run_demo(settings: Settings, *, recipients: int = 10_000, workers: int = 2) 
             **os.environ,
             "BULKSEND_QUEUE_NAME": queue,
             "BULKSEND_REDIS_URL": redis_url,
-            "BULKSEND_PROVIDER_URL": sandbox_url,
             "BULKSEND_PROVIDER_USERNAME": settings.sandbox_username,
             "BULKSEND_PROVIDER_API_PASSWORD": settings.sandbox_api_password.get_secret_value(),
         }
-        cmd = [sys.executable, "-m", "bulksend"]
-        children: list[subprocess.Popen[bytes]] = []
-        try:
-            sandbox = subprocess.Popen([*cmd, "sandbox", "--port", str(port)], env=env)
-            children.append(sandbox)
-            _wait_http(f"{sandbox_url}/_sandbox/stats", sandbox)
-            httpx.post(f"{sandbox_url}/_sandbox/reset").raise_for_status()
-            console.print(f"redis {redis_url} · sandbox {sandbox_url} · {workers} workers")
-            for _ in range(workers):
-                children.append(
-                    subprocess.Popen([*cmd, "worker"], env=env, stderr=subprocess.DEVNULL)
-                )
-            live = settings.model_copy(update={"redis_url": redis_url, "queue_name": queue})
-            started = time.monotonic()
-            jobs = demo_jobs(recipients)
-            statuses = asyncio.run(_submit_and_follow(live, jobs, console))
-            elapsed = time.monotonic() - started
-            stats = httpx.get(f"{sandbox_url}/_sandbox/stats").json()
-        finally:
-            for child in reversed(children):
-                child.send_signal(signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(30)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+        with SandboxProcess(env) as sandbox:
+            env["BULKSEND_PROVIDER_URL"] = sandbox.url
+            httpx.post(f"{sandbox.url}/_sandbox/reset").raise_for_status()
+            console.print(f"redis {redis_url} · sandbox {sandbox.url} · {workers} workers")
+            with start_workers(workers, env):
+                live = settings.model_copy(update={"redis_url": redis_url, "queue_name": queue})
+                started = time.monotonic()
+                jobs = demo_jobs(recipients)
+                statuses = asyncio.run(_submit_and_follow(live, jobs, console))
+                elapsed = time.monotonic() - started
+                stats = httpx.get(f"{sandbox.url}/_sandbox/stats").json()
     expected = {job.kind: len(job.recipients()) - _invalid(job) for job in jobs}
     return _report(console, statuses, stats, elapsed, expected)
 

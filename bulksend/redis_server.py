@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+
+from bulksend.stack import free_port
 
 
 class RedisServerError(RuntimeError):
@@ -43,12 +44,6 @@ def find_redis_server() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _ping(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
@@ -70,7 +65,7 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         args = [
             find_redis_server(),
             "--bind", "127.0.0.1",

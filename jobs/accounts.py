@@ -84,9 +84,11 @@ async def read_stop(redis: Any, account: str, scope: str = ACCOUNT) -> Stop | No
 
 async def read_stops(redis: Any, account: str) -> list[Stop]:
     """Every stop of the account, the account-wide one first."""
-    prefix = keys.stop(account, "")
     scopes = sorted(
-        [k.decode()[len(prefix) :] async for k in redis.scan_iter(match=prefix + "*")],
+        [
+            keys.stop_scope(account, k.decode())
+            async for k in redis.scan_iter(match=keys.stops_match(account))
+        ],
         key=lambda s: (s != ACCOUNT, s),
     )
     stops = [await read_stop(redis, account, scope) for scope in scopes]
@@ -105,7 +107,7 @@ return 1
 async def park(redis: Any, account: str, scope: str, sending_id: str, chunk: str) -> bool:
     """Park a chunk until its scope is resumed; False when the stop is gone already."""
     script = redis.register_script(_PARK)
-    field = f"{sending_id}/{chunk}"
+    field = keys.parked_field(sending_id, chunk)
     done = await script(keys=[keys.stop(account, scope), keys.parked(account)], args=[field, scope])
     return bool(done)
 
@@ -130,7 +132,7 @@ async def unpark(
             continue
         if limit is not None and moved >= limit:
             break
-        sending_id, chunk = field.decode().split("/", 1)
+        sending_id, chunk = keys.parked_chunk(field.decode())
         if await chunks.enqueue(redis, sending_id, chunk, expires_s=expires_s):
             await redis.hdel(keys.parked(account), field)
             moved += 1

@@ -13,11 +13,10 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 
-from jobs.fields import parse_api_date
+from jobs.errors import InvalidJob
+from jobs.fields import campaign_problem, parse_api_date, refuse, tags_problem
 
-
-class InvalidJob(ValueError):
-    """A sending refused whole, before anything is queued. The text names the field."""
+__all__ = ["InvalidJob", "SendJob", "build", "describe"]
 
 
 @cache
@@ -27,7 +26,7 @@ def _attribute(api_name: str) -> str:
 
 
 class SendJob(BaseModel):
-    """Base of every send job. ``kind`` names the channel; ``endpoint`` its API path.
+    """Base of every send job. ``kind`` names the channel (``jobs.channels`` has the rest).
 
     ``campaignName`` and ``tags`` are here because every channel takes them
     with the same rule: tags need a campaign name.
@@ -38,7 +37,6 @@ class SendJob(BaseModel):
     )
 
     kind: ClassVar[str]
-    endpoint: ClassVar[str]
     # Parameters that are per recipient (one element per entry of ``to``).
     per_recipient: ClassVar[tuple[str, ...]] = ()
 
@@ -48,15 +46,22 @@ class SendJob(BaseModel):
     @field_validator("campaign_name")
     @classmethod
     def _campaign_not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must not be empty when given (provider code 126)")
+        refuse(campaign_problem(value))
         return value
 
     @model_validator(mode="after")
     def _tags_need_campaign(self) -> Self:
-        if self.tags is not None and not self.campaign_name:
-            raise ValueError("tags: campaignName is required when tags are given")
+        problem = tags_problem(self.tags, self.campaign_name)
+        if problem is not None:
+            raise ValueError(f"tags: {problem}")
         return self
+
+    @property
+    def endpoint(self) -> str:
+        """The provider's path for this job, from its channel's descriptor."""
+        from jobs import channels
+
+        return channels.get(self.kind).endpoint
 
     def recipients(self) -> list[str]:
         """Each recipient's address as given (``to``, unless a channel says otherwise)."""
@@ -108,23 +113,6 @@ def check_api_date(value: str | None) -> str | None:
     if value is not None:
         parse_api_date(value)
     return value
-
-
-def check_expiration(schedule_date: str | None, expiration_date: str | None) -> None:
-    """``expirationDate`` must come after ``scheduleDate`` when both are given (else 119).
-
-    A message that expires when or before it is due is never sent: the provider
-    answers "Invalid expiration date" (messaging-api.txt → "Errors" → 119), so
-    the sending is refused whole instead of being queued to fail. Both values
-    are already valid ``YYYYmmddHHiiss`` dates (field validators run first).
-    """
-    if schedule_date is None or expiration_date is None:
-        return
-    if parse_api_date(expiration_date) <= parse_api_date(schedule_date):
-        raise ValueError(
-            f"expirationDate: {expiration_date} is not after scheduleDate {schedule_date}"
-            " (provider code 119)"
-        )
 
 
 def describe(exc: ValidationError) -> str:

@@ -26,24 +26,10 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from jobs.base import SendJob, check_api_date, one_content_source
-from jobs.settings import get_settings
+from jobs.channels import Channel, register
+from jobs.fields import recipients_problem, refuse, sub_problem
+from jobs.settings import MIB, Settings
 from jobs.sms import SubValue
-
-MIB = 1024 * 1024
-# Our limits, not the provider's (the doc gives none): a base64 JSON body of
-# ~27 MiB is already more than one provider call should carry, and every
-# attachment is billed ("Attached files have an additional cost").
-MAX_ATTACHMENT_BYTES = 10 * MIB  # defaults of BULKSEND_MAX_ATTACHMENT_MB …
-MAX_MESSAGE_ATTACHMENT_BYTES = 20 * MIB  # … and BULKSEND_MAX_MESSAGE_ATTACHMENTS_MB
-
-
-def _file_limit() -> int:
-    return int(get_settings().max_attachment_mb * MIB)
-
-
-def _message_limit() -> int:
-    return int(get_settings().max_message_attachments_mb * MIB)
-
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
@@ -83,8 +69,8 @@ def _size(n: int) -> str:
     return f"{n / MIB:.1f} MiB ({n} bytes)"
 
 
-def _too_big(name: str, n: int) -> str:
-    return f"{name!r} is {_size(n)}; at most {get_settings().max_attachment_mb:g} MiB per file"
+def _too_big(name: str, n: int, limit_mib: float) -> str:
+    return f"{name!r} is {_size(n)}; at most {limit_mib:g} MiB per file"
 
 
 class Attachment(BaseModel):
@@ -132,16 +118,15 @@ class Attachment(BaseModel):
 
     @field_validator("content")
     @classmethod
-    def _base64_within_limit(cls, value: str, info: ValidationInfo) -> str:
-        name = info.data.get("name", "attachment")
+    def _base64(cls, value: str, info: ValidationInfo) -> str:
+        # Sizes are limited by settings: ``Email.check_settings``.
         try:
-            size = len(base64.b64decode(value, validate=True))
+            base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
+            name = info.data.get("name", "attachment")
             raise ValueError(
                 f"{name!r}: content is not valid base64 (no line breaks or other characters)"
             ) from None
-        if size > _file_limit():
-            raise ValueError(_too_big(name, size))
         return value
 
     @field_validator("content_type")
@@ -168,16 +153,23 @@ class Attachment(BaseModel):
         )
 
     @classmethod
-    def from_path(cls, path: str | PathLike[str], content_type: str | None = None) -> Attachment:
+    def from_path(
+        cls,
+        path: str | PathLike[str],
+        content_type: str | None = None,
+        *,
+        max_bytes: int | None = None,
+    ) -> Attachment:
         """An attachment from a file, named by its base name.
 
-        The size is checked before reading so that a huge file is refused
-        without being loaded into memory.
+        A file larger than ``max_bytes`` (``Settings.max_attachment_bytes`` of the
+        caller's settings) is refused before it is read, so that a huge file is
+        never loaded into memory.
         """
         file = Path(path)
         size = file.stat().st_size
-        if size > _file_limit():
-            raise ValueError(_too_big(file.name, size))
+        if max_bytes is not None and size > max_bytes:
+            raise ValueError(_too_big(file.name, size, max_bytes / MIB))
         return cls.from_bytes(file.name, file.read_bytes(), content_type)
 
 
@@ -190,7 +182,6 @@ def _address(value: str, reason: str = "is not a valid email address") -> str:
 
 class Email(SendJob):
     kind: ClassVar[str] = "email"
-    endpoint: ClassVar[str] = "/api/rest/mailing"
     per_recipient: ClassVar[tuple[str, ...]] = ("sub",)
 
     to: list[str] = Field(min_length=1)
@@ -253,23 +244,40 @@ class Email(SendJob):
         return self
 
     @model_validator(mode="after")
-    def _attachments_total(self) -> Self:
-        total = sum(attachment.size for attachment in self.attachments or [])
-        if total > _message_limit():
-            names = ", ".join(repr(attachment.name) for attachment in self.attachments or [])
-            raise ValueError(
-                f"attachments: {names} together are {_size(total)}; "
-                f"at most {get_settings().max_message_attachments_mb:g} MiB per message"
-            )
-        return self
-
-    @model_validator(mode="after")
     def _recipients(self) -> Self:
-        n = len(self.to)
-        if self.sub is not None and len(self.sub) != n:
-            raise ValueError(f"sub: has {len(self.sub)} objects for {n} recipients; needs one each")
+        if self.sub is not None and (reason := sub_problem(self.sub, len(self.to))):
+            raise ValueError(f"sub: {reason}")
         # Some bad addresses are expected in a bulk list: they are recorded as
         # rejected (102) per recipient later. None good means the list is wrong.
-        if not any(normalize_email(address) for address in self.to):
-            raise ValueError("to: no valid recipients (provider code 102)")
+        refuse(recipients_problem(normalize_email(address) for address in self.to), "to")
         return self
+
+    def check_settings(self, settings: Settings) -> None:
+        """Refuse attachments over the limits of ``settings`` (ValueError naming the field).
+
+        The limits are ours, not the provider's, and settings: they are checked
+        with the settings of whoever submits, not when the model is built.
+        """
+        files = self.attachments or []
+        sizes = [attachment.size for attachment in files]
+        for i, (attachment, size) in enumerate(zip(files, sizes, strict=True)):
+            if size > settings.max_attachment_bytes:
+                too_big = _too_big(attachment.name, size, settings.max_attachment_mb)
+                raise ValueError(f"attachments.{i}.content: {too_big} (BULKSEND_MAX_ATTACHMENT_MB)")
+        if sum(sizes) > settings.max_message_attachments_bytes:
+            names = ", ".join(repr(attachment.name) for attachment in files)
+            raise ValueError(
+                f"attachments: {names} together are {_size(sum(sizes))}; "
+                f"at most {settings.max_message_attachments_mb:g} MiB per message"
+            )
+
+
+CHANNEL = register(
+    Channel(
+        Email,
+        "/api/rest/mailing",
+        "email with attachments (POST /api/rest/mailing)",
+        normalize=normalize_email,
+        attachments=True,
+    )
+)

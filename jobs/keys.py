@@ -19,13 +19,23 @@ Per provider account (``user@host``) and stop scope (``*`` or a channel):
 ``bs:stop:{account}:{scope}``   hash  a hold or halt: state, code, reason, since
 ``bs:probe:{account}:{scope}``  str   who may probe a hold now
 ``bs:parked:{account}``         hash  ``{sending}/{chunk}`` → scope: chunks waiting out a stop
-``bs:rate:{account}:…``         str   the shared rate limit (see worker.rate_limit)
+``bs:rate:{account}:{what}``     str   the shared rate limit: msg, req, cooldown, 429
 
-arq's own keys (``arq:job:*``, ``arq:in-progress:*``, the queue zset) hold the
-chunk jobs; a job carries only ``(sending id, chunk name)``.
+arq's own keys (``arq:job:*``, ``arq:in-progress:*``, ``arq:retry:*``,
+``arq:result:*``, the queue zset and its ``{queue}:health-check``) hold the chunk
+jobs; a job carries only ``(sending id, chunk name)``. Their prefixes come from
+``arq.constants``.
 """
 
 from __future__ import annotations
+
+from arq.constants import (
+    health_check_key_suffix,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 
 SENDINGS = "bs:sendings"
 ACTIVE = "bs:active"
@@ -57,6 +67,16 @@ def stop(account: str, scope: str) -> str:
     return f"bs:stop:{account}:{scope}"
 
 
+def stops_match(account: str) -> str:
+    """A SCAN pattern for every ``stop`` key of ``account``."""
+    return stop(account, "*")
+
+
+def stop_scope(account: str, key: str) -> str:
+    """The scope of a ``stop`` key of ``account``."""
+    return key.removeprefix(stop(account, ""))
+
+
 def probe(account: str, scope: str) -> str:
     return f"bs:probe:{account}:{scope}"
 
@@ -65,5 +85,43 @@ def parked(account: str) -> str:
     return f"bs:parked:{account}"
 
 
+def parked_field(sending_id: str, chunk: str) -> str:
+    """A chunk's field in ``parked``."""
+    return f"{sending_id}/{chunk}"
+
+
+def parked_chunk(field: str) -> tuple[str, str]:
+    """``(sending id, chunk)`` of a field in ``parked``."""
+    sending_id, chunk = field.split("/", 1)
+    return sending_id, chunk
+
+
 def rate(account: str, what: str) -> str:
     return f"bs:rate:{account}:{what}"
+
+
+# arq's keys ------------------------------------------------------------------------
+
+
+def arq_job(job_id: str) -> str:
+    return job_key_prefix + job_id
+
+
+def arq_in_progress(job_id: str) -> str:
+    return in_progress_key_prefix + job_id
+
+
+def arq_result(job_id: str) -> str:
+    return result_key_prefix + job_id
+
+
+def arq_retry(job_id: str) -> str:
+    return retry_key_prefix + job_id
+
+
+ARQ_RESULTS_MATCH = result_key_prefix + "*"
+
+
+def health_check(queue_name: str) -> str:
+    """Where arq's workers on ``queue_name`` write their health check."""
+    return queue_name + health_check_key_suffix

@@ -12,7 +12,9 @@ from typing import Annotated, ClassVar, Self
 from pydantic import Field, model_validator
 
 from jobs.base import one_content_source
+from jobs.channels import Channel, register
 from jobs.gsm import MAX_PARTS_LANDING
+from jobs.planning import plan_sms
 from jobs.sms import Sms
 
 # The doc shows the link's place only in its example ("TEST API LANDING
@@ -20,9 +22,8 @@ from jobs.sms import Sms
 LANDING_PLACEHOLDER = "{LAND_URL}"
 
 
-class LandingSms(Sms):
+class Landing(Sms):
     kind: ClassVar[str] = "landing"
-    endpoint: ClassVar[str] = "/api/rest/landingsms"
     # The landing doc documents ``notificationUrl`` as one string, not one per recipient.
     per_recipient: ClassVar[tuple[str, ...]] = ("sub",)
     max_parts: ClassVar[int] = MAX_PARTS_LANDING  # "The maximum number of parts allowed is 8."
@@ -51,3 +52,14 @@ class LandingSms(Sms):
         if self.available_times is not None:
             raise ValueError("availableTimes: not a landing SMS parameter")
         return self
+
+
+CHANNEL = register(
+    Channel(
+        Landing,
+        "/api/rest/landingsms",
+        "SMS with a landing page (POST /api/rest/landingsms)",
+        planner=plan_sms,
+        max_parts=MAX_PARTS_LANDING,
+    )
+)

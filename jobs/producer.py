@@ -19,26 +19,25 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from jobs import chunks, codec, recipients_file
+from jobs import channels, chunks, codec, recipients_file
 from jobs.accounts import account_id, read_stops
 from jobs.base import InvalidJob, SendJob
 from jobs.chunks import CHUNK_FUNCTION, Entry
-from jobs.email import normalize_email
-from jobs.fields import normalize_phone
-from jobs.results import CARRIED, Record, ResultStore, digest, now_iso
+from jobs.errors import ConfigurationError, SendingNotFound
+from jobs.results import Record, ResultStore, digest, now_iso, successor
 from jobs.settings import Settings, get_settings
 from jobs.templating import TextRules, missing_variables, stand_ins
 
 __all__ = ["CHUNK_FUNCTION", "Producer", "SyncProducer"]
 
-NO_VALID_RECIPIENT = {"code": 102, "description": "No valid recipients"}
+NO_VALID_RECIPIENT: Final = "No valid recipients"  # messaging-api.txt → "Errors" → 102
 SUBMIT_TRIES = 3  # a Redis blip mid-submit: the same key again resumes, never duplicates
 
 T = TypeVar("T")
@@ -50,7 +49,7 @@ def sending_id_for(idempotency_key: str) -> str:
 
 def normalize_recipient(kind: str, raw: str) -> str | None:
     """The recipient as the provider wants it, or None when the provider would say 102."""
-    return normalize_email(raw) if kind == "email" else normalize_phone(raw)
+    return channels.get(kind).normalize(raw)
 
 
 class Producer:
@@ -66,7 +65,7 @@ class Producer:
     async def connect(cls, settings: Settings | None = None) -> Producer:
         settings = settings or get_settings()
         if not settings.redis_url:
-            raise ValueError("Producer.connect needs BULKSEND_REDIS_URL (or use the CLI)")
+            raise ConfigurationError("redis_url: Producer.connect needs BULKSEND_REDIS_URL")
         pool = await create_pool(
             RedisSettings.from_dsn(settings.redis_url),
             job_serializer=codec.dumps,
@@ -79,11 +78,15 @@ class Producer:
         await self.redis.aclose()
 
     def _check(self, job: SendJob, rules: TextRules | None = None) -> None:
-        """What the model cannot check alone: text rules (settings) and cc/bcc with chunks."""
+        """What the model cannot check alone: text rules and attachment limits (settings),
+        cc/bcc with chunks."""
         check_text = getattr(job, "check_text", None)
+        check_settings = getattr(job, "check_settings", None)
         try:
             if check_text is not None:
                 check_text(rules or self.text_rules)
+            if check_settings is not None:
+                check_settings(self.settings)
         except ValueError as exc:
             raise InvalidJob(f"invalid {job.kind} sending: {exc}") from None
         size = self.settings.chunk_size
@@ -171,7 +174,12 @@ class Producer:
         for index, (raw, extras) in enumerate(rows):
             normalized = normalize_recipient(job.kind, raw)
             if normalized is None:
-                batch.append((index, {"to": raw, "status": "rejected", **NO_VALID_RECIPIENT}))
+                batch.append(
+                    (
+                        index,
+                        Record(to=raw, status="rejected", code=102, description=NO_VALID_RECIPIENT),
+                    )
+                )
             else:
                 batch.append((index, {"to": raw, "status": "queued"}))
                 entries.append(Entry(index, normalized, extras))
@@ -210,12 +218,14 @@ class Producer:
         cannot send it too: the claims are compare-and-set.
         """
         if await self.store.status(sending_id) is None:
-            raise KeyError(f"no sending {sending_id}")
+            raise SendingNotFound(sending_id)
         tag = uuid.uuid4().hex[:8]
         moved, n = 0, 0
         async for _, entries in self.store.chunk_entries(sending_id):
             current = await self.store.load(sending_id, [e.index for e in entries])
-            unknown = [e for e in entries if current.get(e.index, {}).get("status") == "unknown"]
+            unknown = [
+                e for e in entries if e.index in current and current[e.index]["status"] == "unknown"
+            ]
             size = self.settings.chunk_size
             for start in range(0, len(unknown), size):
                 part = unknown[start : start + size]
@@ -226,12 +236,9 @@ class Producer:
                 reopened = [
                     (
                         e.index,
-                        {
-                            **{k: v for k, v in current[e.index].items() if k in CARRIED},
-                            "status": "queued",
-                            "queued_at": queued_at,
-                            "requeued_at": queued_at,
-                        },
+                        successor(
+                            current[e.index], "queued", queued_at=queued_at, requeued_at=queued_at
+                        ),
                     )
                     for e in part
                 ]
@@ -243,7 +250,7 @@ class Producer:
         """Recipients not yet sent are recorded ``cancelled`` and never sent; calls on the
         wire finish and are recorded. Returns the status after cancelling."""
         if not await self.store.mark_cancelled(sending_id):
-            raise KeyError(f"no sending {sending_id}")
+            raise SendingNotFound(sending_id)
         # From here on no run can claim a recipient of this sending (the claim
         # script checks the flag), and a recipient sent back to the queue is
         # recorded cancelled instead; what is queued now is cancelled here.
@@ -270,7 +277,7 @@ class Producer:
             while True:
                 status = await self.status(sending_id)
                 if status is None:
-                    raise KeyError(f"no sending {sending_id}")
+                    raise SendingNotFound(sending_id)
                 if status["final"]:
                     return status
                 await asyncio.sleep(poll)

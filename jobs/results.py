@@ -22,11 +22,12 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Required, TypedDict, cast
 
 from redis.asyncio import Redis
 
 from jobs import chunks, codec, keys
+from jobs.errors import IdempotencyConflict
 
 
 class Status(StrEnum):
@@ -45,7 +46,28 @@ PENDING = (Status.QUEUED.value, Status.SENDING.value)
 FINAL = tuple(s.value for s in Status if s.value not in PENDING)
 STATUSES = PENDING + FINAL
 
-Record = dict[str, Any]
+
+class Record(TypedDict, total=False):
+    """One recipient's record, as stored (JSON) in ``bs:results:{id}``."""
+
+    to: Required[str]  # the address as it was handed in
+    status: Required[str]  # a Status value
+    attempts: int  # provider calls that carried it
+    queued_at: str  # when it was (re)queued: BULKSEND_MAX_AGE counts from here
+    requeued_at: str
+    updated_at: str
+    ambiguous: int  # calls whose outcome was unknown
+    run: str  # the run token that claimed it (sending), or whose call it was (unknown)
+    until: float  # epoch seconds by which that run's call is over
+    code: int | None  # the provider's code, or ours (-1 unknown, -2 internal)
+    description: str | None
+    id: str  # the provider's message id
+    parts: int
+    encoding: str
+    scheduled_at: str
+    last_error: dict[str, Any]
+
+
 # What a recipient's new record carries over from the one it replaces.
 CARRIED = ("to", "queued_at", "attempts", "ambiguous")
 
@@ -64,14 +86,10 @@ def expect_run(token: str) -> str:
 
 def successor(old: Record, status: str, **fields: Any) -> Record:
     """The record that replaces ``old``: what is carried over, the new status and fields."""
-    new: Record = {k: v for k, v in old.items() if k in CARRIED}
+    new: dict[str, Any] = {k: v for k, v in old.items() if k in CARRIED}
     new.setdefault("attempts", 0)
     new.update(status=status, updated_at=now_iso(), **fields)
-    return new
-
-
-class IdempotencyConflict(ValueError):
-    """The idempotency key was used before for a different sending."""
+    return cast(Record, new)
 
 
 def now_iso() -> str:
@@ -404,7 +422,9 @@ class ResultStore:
             if entries is not None:
                 yield name, entries
 
-    async def iter_results(self, sending_id: str, batch: int = 1000) -> AsyncIterator[Record]:
+    async def iter_results(
+        self, sending_id: str, batch: int = 1000
+    ) -> AsyncIterator[dict[str, Any]]:
         """Every recipient's record in index order (the order they were handed in)."""
         key = keys.results(sending_id)
         total = await self.redis.hlen(key)

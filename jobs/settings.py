@@ -13,6 +13,10 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobs.fields import OTP_RANGES
+
+MIB = 1024 * 1024
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BULKSEND_", env_file=".env", extra="ignore")
@@ -41,6 +45,9 @@ class Settings(BaseSettings):
     mail_secret_key: SecretStr = Field(SecretStr("sandbox-secret"), description="Mail SecretKey")
 
     # --- email attachments ----------------------------------------------------
+    # Our limits, not the provider's (the doc gives none): a base64 JSON body of
+    # ~27 MiB is already more than one provider call should carry, and every
+    # attachment is billed ("Attached files have an additional cost").
     max_attachment_mb: float = Field(10, gt=0, description="Largest email attachment, MiB")
     max_message_attachments_mb: float = Field(
         20, gt=0, description="Largest total of one email's attachments, MiB"
@@ -54,7 +61,10 @@ class Settings(BaseSettings):
         21, ge=16, description="Length of the provider's short links ({url|shorten}, {UNSUB_URL})"
     )
     otp_code_length: int = Field(
-        4, ge=3, le=10, description="{OTP_CODE} length when otpConfig gives none"
+        4,
+        ge=OTP_RANGES["length"][0],
+        le=OTP_RANGES["length"][1],
+        description="{OTP_CODE} length when otpConfig gives none",
     )
     allow_unknown_variables: bool = Field(
         False, description="Let {var} without a value through (the contact's fields may fill it)"
@@ -116,6 +126,14 @@ class Settings(BaseSettings):
     @property
     def provider_auth(self) -> tuple[str, str]:
         return self.provider_username, self.provider_api_password.get_secret_value()
+
+    @property
+    def max_attachment_bytes(self) -> int:
+        return int(self.max_attachment_mb * MIB)
+
+    @property
+    def max_message_attachments_bytes(self) -> int:
+        return int(self.max_message_attachments_mb * MIB)
 
 
 @lru_cache(maxsize=1)

@@ -4,13 +4,13 @@
 to 1 by default" ("Send SMS Message" → ``parts``): a sending without it may
 only send one-part texts. A fixed text that needs more is refused at submit
 (``check_text``, 105); per-recipient texts are checked by the worker's planner
-(``worker/planning.py``) against the same limit, so no recipient is ever billed
+(``jobs/planning.py``) against the same limit, so no recipient is ever billed
 more parts than the sending allows.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -23,9 +23,22 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from jobs import gsm
-from jobs.base import SendJob, check_api_date, check_expiration
-from jobs.fields import is_hhmm, normalize_phone, sender_problem
+from jobs.base import SendJob, check_api_date
+from jobs.channels import Channel, register
+from jobs.fields import (
+    OTP_RANGES,
+    available_time_problem,
+    available_times_problem,
+    expiration_problem,
+    normalize_phone,
+    notification_url_problem,
+    recipients_problem,
+    refuse,
+    sender_problem,
+    sub_problem,
+)
 from jobs.gsm import DEFAULT_PARTS, MAX_PARTS_SMS
+from jobs.planning import plan_sms
 from jobs.templating import (
     TemplateError,
     TextRules,
@@ -39,22 +52,23 @@ from jobs.templating import (
 SubValue = str | int | float | bool | None
 
 
+def _otp_range(name: str) -> Any:
+    low, high = OTP_RANGES[name]
+    return Field(ge=low, le=high)
+
+
 class AvailableTime(BaseModel):
     """One ``availableTimes`` window: optional ``day`` 1–7, ``from``/``to`` as UTC HH:MM."""
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
 
-    day: Annotated[int, Field(ge=1, le=7)] | None = None
+    day: int | None = None
     start: str = Field(alias="from")
     end: str = Field(alias="to")
 
     @model_validator(mode="after")
     def _window(self) -> Self:
-        for name, value in (("from", self.start), ("to", self.end)):
-            if not is_hhmm(value):
-                raise ValueError(f"{name}: {value!r} is not a UTC time HH:MM")
-        if self.start >= self.end:
-            raise ValueError("from must be earlier than to")
+        refuse(available_time_problem(self.model_dump(by_alias=True)))
         return self
 
 
@@ -66,16 +80,15 @@ class OtpConfig(BaseModel):
     )
 
     alpha: bool | None = None
-    length: Annotated[int, Field(ge=3, le=10)] | None = None
-    max_attempts: Annotated[int, Field(ge=1, le=10)] | None = None
-    max_seconds_validity: Annotated[int, Field(ge=30, le=600)] | None = None
+    length: Annotated[int, _otp_range("length")] | None = None
+    max_attempts: Annotated[int, _otp_range("maxAttempts")] | None = None
+    max_seconds_validity: Annotated[int, _otp_range("maxSecondsValidity")] | None = None
     app_id: str | None = None
     reject_if_pending_code: bool | None = None
 
 
 class Sms(SendJob):
     kind: ClassVar[str] = "sms"
-    endpoint: ClassVar[str] = "/api/rest/sms"
     per_recipient: ClassVar[tuple[str, ...]] = ("sub", "notificationUrl")
     max_parts: ClassVar[int] = MAX_PARTS_SMS
 
@@ -128,27 +141,22 @@ class Sms(SendJob):
     @classmethod
     def _times_not_empty(cls, value: list[AvailableTime] | None) -> list[AvailableTime] | None:
         if value is not None and not value:
-            raise ValueError("is given but empty (provider code 194)")
+            refuse(available_times_problem(value))
         return value
 
     @model_validator(mode="after")
     def _expires_after_schedule(self) -> Self:
-        check_expiration(self.schedule_date, self.expiration_date)
+        refuse(expiration_problem(self.schedule_date, self.expiration_date))
         return self
 
     @model_validator(mode="after")
     def _per_recipient_lengths(self) -> Self:
         n = len(self.to)
-        if self.sub is not None and len(self.sub) != n:
-            raise ValueError(f"sub: has {len(self.sub)} objects for {n} recipients; needs one each")
-        urls = self.notification_url
-        if isinstance(urls, list) and len(urls) != n:
-            raise ValueError(f"notificationUrl: has {len(urls)} URLs for {n} recipients")
-        for url in [urls] if isinstance(urls, str) else urls or []:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"notificationUrl: {url!r} is not an http(s) URL (code 109)")
-        if not any(normalize_phone(number) for number in self.to):
-            raise ValueError("to: no valid recipients (provider code 102)")
+        if self.sub is not None and (reason := sub_problem(self.sub, n)):
+            raise ValueError(f"sub: {reason}")
+        if self.notification_url is not None:
+            refuse(notification_url_problem(self.notification_url, n), "notificationUrl")
+        refuse(recipients_problem(normalize_phone(number) for number in self.to), "to")
         return self
 
     def check_text(self, rules: TextRules) -> None:
@@ -204,3 +212,14 @@ class Sms(SendJob):
             f"text needs {exc.needed} parts, at most {exc.allowed} are allowed;"
             f" raise parts to {exc.needed} or shorten the text"
         )
+
+
+CHANNEL = register(
+    Channel(
+        Sms,
+        "/api/rest/sms",
+        "SMS (POST /api/rest/sms)",
+        planner=plan_sms,
+        max_parts=MAX_PARTS_SMS,
+    )
+)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -120,13 +121,22 @@ def check_template(template: str) -> None:
             raise TemplateError(f"{{{name}|{filt}}}: unknown filter (documented: {known})")
 
 
+@lru_cache(maxsize=256)
+def _names(template: str) -> tuple[str, ...]:
+    """The variable names of ``template`` (cached: a sending renders one template
+    for each of its recipients)."""
+    return tuple(name for name, _ in variables(template))
+
+
 def missing_variables(
     template: str, values: Mapping[str, object], fixed: Mapping[str, str]
 ) -> list[str]:
-    """Variables of ``template`` that neither ``values`` nor ``fixed`` fill."""
-    return [
-        name for name, _ in variables(template) if name not in fixed and values.get(name) is None
-    ]
+    """Variables of ``template`` that neither ``values`` nor ``fixed`` fill.
+
+    The one check of unknown variables: ``render(strict=True)`` (the worker's
+    planner), the submit checks (``Sms.check_text``, ``Producer.submit_file``) use it.
+    """
+    return [name for name in _names(template) if name not in fixed and values.get(name) is None]
 
 
 def render(
@@ -141,19 +151,23 @@ def render(
 
     ``values`` are the recipient's ``sub`` object then contact fields; ``fixed``
     fills provider placeholders (``UNSUB_URL``, ``OTP_CODE``) with stand-ins of
-    their real length. With ``strict`` an unknown variable raises; without it
-    the placeholder is left as written, as the provider would send it.
+    their real length. With ``strict`` an unknown variable (``missing_variables``)
+    raises; without it the placeholder is left as written, as the provider would
+    send it.
     """
+    if strict:
+        missing = missing_variables(template, values, fixed or {})
+        if missing:
+            raise UnknownVariable(missing[0])
 
     def replace(match: re.Match[str]) -> str:
         name, filt = match.group(1), match.group(2)
         if fixed is not None and name in fixed:
             return fixed[name]
-        if name not in values or values[name] is None:
-            if strict:
-                raise UnknownVariable(name)
+        value = values.get(name)
+        if value is None:
             return match.group(0)
-        text = str(values[name])
+        text = str(value)
         if filt is None:
             return text
         if filt not in filter_table:

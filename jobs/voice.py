@@ -8,14 +8,22 @@ those live once in ``CallJob``.
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar, Literal, Self
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from jobs.base import SendJob, check_api_date, check_expiration
-from jobs.fields import normalize_phone
+from jobs.base import SendJob, check_api_date
+from jobs.channels import Channel, register
+from jobs.fields import (
+    audio_url_problem,
+    callers_problem,
+    expiration_problem,
+    normalize_phone,
+    recipients_problem,
+    refuse,
+    retries_problem,
+    sub_problem,
+)
 from jobs.sms import SubValue
 
 # "Send Voice message" → Parameters → language: the documented options.
@@ -38,15 +46,6 @@ VOICE_LANGUAGES = frozenset(
 # Same place: the options marked "* Available only in female gender."
 FEMALE_ONLY_LANGUAGES = frozenset({"cmn_CN", "arb", "hi_IN"})
 MAX_VOICE_MESSAGE = 500  # "At most it can have 500 characters."
-MAX_RETRIES = 5  # "Maximum number of retries. Maximum 5."
-# "Send Voice message with an audio file" → audioUrl shows only an .mp3 URL and
-# the doc lists no formats, so only what it documents is accepted (code 134).
-AUDIO_EXTENSIONS = frozenset({".mp3"})
-
-# callers: {"ES": "6123456789", ...} — an ISO 3166-1 alpha-2 country code to a
-# caller number of digits (the same digit limit as an SMS numeric sender).
-COUNTRY_CODE = re.compile(r"[A-Z]{2}")
-CALLER_NUMBER = re.compile(r"[0-9]{1,15}")
 
 
 class CallJob(SendJob):
@@ -62,53 +61,34 @@ class CallJob(SendJob):
     @field_validator("callers")
     @classmethod
     def _callers_valid(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for country, caller in (value or {}).items():
-            if not COUNTRY_CODE.fullmatch(country):
-                raise ValueError(
-                    f"{country!r} is not a two-letter country code like 'ES' (provider code 132)"
-                )
-            if not CALLER_NUMBER.fullmatch(caller):
-                raise ValueError(
-                    f"{country}: {caller!r} is not a caller number of at most 15 digits"
-                    " (provider code 132)"
-                )
+        if value is not None:
+            refuse(callers_problem(value))
         return value
 
     @field_validator("retries", mode="before")
     @classmethod
-    def _retries_integer(cls, value: Any) -> Any:
+    def _retries_valid(cls, value: Any) -> Any:
         # Before pydantic's own coercion, so "3" or 2.0 get the provider's reason.
-        if value == "":
-            raise ValueError("is given but empty (provider code 190)")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"{value!r} is not an integer (provider code 176)")
-        return value
-
-    @field_validator("retries")
-    @classmethod
-    def _retries_in_range(cls, value: int | None) -> int | None:
-        if value is not None and not 0 <= value <= MAX_RETRIES:
-            raise ValueError(f"must be 0 to {MAX_RETRIES}, not {value} (provider code 177)")
+        if value is not None:
+            refuse(retries_problem(value))
         return value
 
     _dates = field_validator("schedule_date", "expiration_date")(check_api_date)
 
     @model_validator(mode="after")
     def _some_valid_number(self) -> Self:
-        if not any(normalize_phone(number) for number in self.to):
-            raise ValueError("to: no valid recipients (provider code 102)")
+        refuse(recipients_problem(normalize_phone(number) for number in self.to), "to")
         return self
 
     @model_validator(mode="after")
     def _expires_after_schedule(self) -> Self:
         # "To determine the latest date on which the call can be performed."
-        check_expiration(self.schedule_date, self.expiration_date)
+        refuse(expiration_problem(self.schedule_date, self.expiration_date))
         return self
 
 
 class Voice(CallJob):
     kind: ClassVar[str] = "voice"
-    endpoint: ClassVar[str] = "/api/rest/voice"
     per_recipient: ClassVar[tuple[str, ...]] = ("sub",)
 
     message: str
@@ -148,33 +128,28 @@ class Voice(CallJob):
             raise ValueError(
                 f"gender: {self.language} has only a female voice; use 'F' (provider code 131)"
             )
-        n = len(self.to)
-        if self.sub is not None and len(self.sub) != n:
-            raise ValueError(f"sub: has {len(self.sub)} objects for {n} recipients; needs one each")
+        if self.sub is not None and (reason := sub_problem(self.sub, len(self.to))):
+            raise ValueError(f"sub: {reason}")
         return self
 
 
 class VoiceAudio(CallJob):
     kind: ClassVar[str] = "voice-audio"
-    endpoint: ClassVar[str] = "/api/rest/voiceAudio"
 
     audio_url: str
 
     @field_validator("audio_url")
     @classmethod
     def _audio_url_valid(cls, value: str) -> str:
-        # The provider fetches the file itself, so it must be a public http(s) URL.
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a URL (provider code 133)") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} is not an http(s) URL (provider code 133)")
-        suffix = parts.path.rsplit("/", 1)[-1]
-        extension = suffix[suffix.rfind(".") :].lower() if "." in suffix else ""
-        if extension not in AUDIO_EXTENSIONS:
-            allowed = ", ".join(sorted(AUDIO_EXTENSIONS))
-            raise ValueError(
-                f"{value!r} is not a supported audio file ({allowed}) (provider code 134)"
-            )
+        refuse(audio_url_problem(value))
         return value
+
+
+VOICE = register(Channel(Voice, "/api/rest/voice", "text-to-speech call (POST /api/rest/voice)"))
+VOICE_AUDIO = register(
+    Channel(
+        VoiceAudio,
+        "/api/rest/voiceAudio",
+        "call playing an audio file (POST /api/rest/voiceAudio)",
+    )
+)

@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from jobs.base import SendJob
-from jobs.fields import normalize_phone, sender_problem
+from jobs.channels import Channel, register
+from jobs.chunks import Entry
+from jobs.fields import normalize_phone, recipients_problem, refuse, sender_problem
 
 
 class Location(BaseModel):
@@ -52,7 +54,6 @@ class WhatsAppMessage(BaseModel):
 
 class WhatsApp(SendJob):
     kind: ClassVar[str] = "whatsapp"
-    endpoint: ClassVar[str] = "/api/rest/whatsapp"
 
     template_id: int = Field(ge=1)
     sender: str = Field(alias="from")
@@ -71,8 +72,7 @@ class WhatsApp(SendJob):
 
     @model_validator(mode="after")
     def _some_valid_number(self) -> Self:
-        if not any(normalize_phone(m.to) for m in self.messages):
-            raise ValueError("messages: no valid recipients (provider code 102)")
+        refuse(recipients_problem(normalize_phone(m.to) for m in self.messages), "messages")
         return self
 
     def recipients(self) -> list[str]:
@@ -87,3 +87,19 @@ class WhatsApp(SendJob):
         body = super().api_payload()
         body.pop("messages")
         return body
+
+
+def messages_with_fields(body: dict[str, Any], entries: list[Entry]) -> dict[str, Any]:
+    """WhatsApp's recipients are ``messages[]`` objects, each with its own fields."""
+    return {**body, "messages": [{"to": e.to, **e.extras} for e in entries]}
+
+
+CHANNEL = register(
+    Channel(
+        WhatsApp,
+        "/api/rest/whatsapp",
+        "WhatsApp template (POST /api/rest/whatsapp)",
+        shape=messages_with_fields,
+        recipients_file=False,
+    )
+)

@@ -14,7 +14,7 @@ Provider API (``messaging-api.txt``)::
                               the faults' ``bare_unrouted``
     *    anything else        Starlette's bare 404 "Not Found" (not counted)
 
-Inspection (``DESIGN.md`` → "Sandbox inspection")::
+Inspection (a contract tests and benchmarks rely on: README → "Sandbox")::
 
     GET  /_sandbox/stats                         counters, see sandbox.state
     POST /_sandbox/reset                         {"ok": true}

@@ -14,33 +14,27 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from jobs.email import normalize_email
-from jobs.fields import normalize_phone, parse_api_date
+from jobs.fields import (
+    OTP_RANGES,
+    callers_problem,
+    campaign_problem,
+    expiration_problem,
+    is_int,
+    normalize_phone,
+    parse_api_date,
+    recipients_problem,
+    retries_problem,
+    sub_problem,
+    tags_problem,
+)
 from jobs.templating import OTP_LENGTH, TemplateError, render
-from jobs.voice import CALLER_NUMBER, COUNTRY_CODE, MAX_RETRIES
 from sandbox.errors import VALIDATION, ApiError, error_detail
 from sandbox.state import Message, SandboxState
 
 ERR_102: Final = error_detail(102)
 NO_VALUES: Final[Mapping[str, Any]] = {}
-OTP_RANGES: Final = {"length": (3, 10), "maxAttempts": (1, 10), "maxSecondsValidity": (30, 600)}
-
-
-def is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_url(value: object) -> bool:
-    """An absolute http(s) URL with a host."""
-    if not isinstance(value, str):
-        return False
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def is_blank(value: object) -> bool:
@@ -71,7 +65,7 @@ def dates(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """``scheduleDate`` (108) and ``expirationDate`` (119, also when not after the first)."""
     scheduled_at = api_date(body.get("scheduleDate"), 108)
     expires_at = api_date(body.get("expirationDate"), 119)
-    if scheduled_at is not None and expires_at is not None and expires_at <= scheduled_at:
+    if expiration_problem(body.get("scheduleDate"), body.get("expirationDate")):
         raise ApiError(119)
     return scheduled_at, expires_at
 
@@ -94,7 +88,7 @@ def recipients(to: object, normalize: Callable[[object], str | None]) -> list[st
     if not isinstance(to, list):
         raise ApiError(102)
     found = [normalize(raw) for raw in to]
-    if not any(found):
+    if recipients_problem(found):
         raise ApiError(102)
     return found
 
@@ -102,17 +96,17 @@ def recipients(to: object, normalize: Callable[[object], str | None]) -> list[st
 def campaign(body: Mapping[str, Any], fields: dict[str, str]) -> str | None:
     """``campaignName`` (blank → 126) and the ``tags`` rule (tags need a campaign name)."""
     name = body.get("campaignName")
-    if isinstance(name, str) and not name.strip():
-        raise ApiError(126)
     if name is not None and not isinstance(name, str):
         fields["campaignName"] = "must be a string"
         name = None
+    elif problem := campaign_problem(name):
+        raise ApiError(problem[0])
     tags = body.get("tags")
     if tags is not None:
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             fields["tags"] = "must be an array of strings"
-        elif "campaignName" not in fields and body.get("campaignName") is None:
-            fields["tags"] = "campaignName is required when tags are given"
+        elif "campaignName" not in fields and (reason := tags_problem(tags, name)):
+            fields["tags"] = reason
     return name
 
 
@@ -127,20 +121,11 @@ def sub(body: Mapping[str, Any], count: int, fields: dict[str, str]) -> list[dic
     value = body.get("sub")
     if value is None:
         return None
-    if not isinstance(value, list):
-        fields["sub"] = "must be an array of objects, one per recipient"
-    elif len(value) != count:
-        fields["sub"] = (
-            f"has {len(value)} objects for {count} recipients; needs exactly one per recipient"
-        )
-    else:
-        for i, values in enumerate(value):
-            if not isinstance(values, dict):
-                fields["sub"] = f"entry {i} is not an object"
-                break
-        else:
-            return value
-    return None
+    if reason := sub_problem(value, count):
+        fields["sub"] = reason
+        return None
+    assert isinstance(value, list)
+    return value
 
 
 def otp_code(value: object, fields: dict[str, str]) -> str:
@@ -181,6 +166,7 @@ def content_source(
     none → 140 (a blank text counts as not given); wrong types into ``fields``.
     More than one is accepted: the doc makes each "required without" the others
     and forbids nothing."""
+    # Not jobs.base.one_content_source: the job model refuses two on purpose; this is the doc.
     given = [name for name in names if not is_blank(body.get(name))]
     if not given:
         raise ApiError(140)
@@ -216,28 +202,17 @@ def call_options(body: Mapping[str, Any]) -> CallOptions:
     ``expirationDate``    not a real date, or not after ``scheduleDate`` → 119
     ====================  =================================================
 
-    The caller rule is the job model's (``jobs.voice``: a two-letter country code
-    to at most 15 digits), so that both sides of the wire read the doc's example
-    ``{"ES": "6123456789"}`` alike.
+    The caller rule is the job model's (``jobs.fields.callers_problem``: a
+    two-letter country code to at most 15 digits), so that both sides of the wire
+    read the doc's example ``{"ES": "6123456789"}`` alike.
     """
     callers = body.get("callers")
-    if callers is not None:
-        if not isinstance(callers, dict):
-            raise ApiError(132)
-        for country, caller in callers.items():
-            if not COUNTRY_CODE.fullmatch(country):
-                raise ApiError(132)
-            if not isinstance(caller, str) or not CALLER_NUMBER.fullmatch(caller):
-                raise ApiError(132)
+    if callers is not None and (problem := callers_problem(callers)):
+        raise ApiError(problem[0])
     scheduled_at, expires_at = dates(body)
     retries = body.get("retries")
-    if "retries" in body:
-        if retries is None or retries == "":
-            raise ApiError(190)  # "specified but its value is empty"
-        if not is_int(retries):
-            raise ApiError(176)
-        if not 0 <= retries <= MAX_RETRIES:
-            raise ApiError(177)
+    if "retries" in body and (problem := retries_problem(retries)):
+        raise ApiError(problem[0])  # 190 "specified but its value is empty", 176, 177
     return CallOptions(callers, scheduled_at, retries, expires_at)
 
 

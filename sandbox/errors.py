@@ -1,6 +1,6 @@
 """The provider's error codes, as data, in one place.
 
-Source: ``/work/shared/provider-docs/messaging-api.txt`` → "Errors" (the table
+Source: ``messaging-api.txt`` → "Errors" (the table
 "Error Code / HTTP Code / Description", codes 0, 101 to 196 and 422). Descriptions
 are copied verbatim, typos included ("Ivalid"), because clients may match them.
 """

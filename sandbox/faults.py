@@ -1,5 +1,5 @@
 """Fault injection for chaos tests of the pipeline's delivery semantics
-(``DESIGN.md`` → "Sandbox inspection").
+(a contract tests and benchmarks rely on: README → "Sandbox").
 
 ``POST /_sandbox/faults`` with a JSON object replaces the whole configuration and
 zeroes the counters (``{}`` clears it, as does ``POST /_sandbox/reset``); a bad one
@@ -102,7 +102,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from sandbox.common import is_int
+from jobs.fields import is_int
 from sandbox.errors import ERRORS, ApiError
 
 if TYPE_CHECKING:

@@ -61,30 +61,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
-from jobs.fields import is_hhmm, sender_problem
-from jobs.gsm import MAX_PARTS_SMS, SmsTextError, analyze, transliterate
-from jobs.templating import OTP_CODE, UNSUB_URL, short_link
-from sandbox.common import (
-    Results,
-    booleans,
-    campaign,
-    dates,
+from jobs.fields import (
+    available_times_problem,
     is_int,
-    is_url,
-    otp_code,
-    phone,
-    recipients,
-    sub,
+    notification_url_problem,
+    sender_problem,
 )
+from jobs.gsm import MAX_PARTS_SMS, Encoding, SmsTextError, analyze, transliterate
+from jobs.templating import OTP_CODE, UNSUB_URL, short_link
+from sandbox.common import Results, booleans, campaign, dates, otp_code, phone, recipients, sub
 from sandbox.errors import ApiError, error_detail, validation_error
 from sandbox.state import SandboxState
 
 NAME = "sms"
 PATH = "/api/rest/sms"
 
-ENCODINGS = ("gsm", "gsm-pt", "utf-16")
+ENCODINGS = get_args(Encoding)  # "Possible values are 'gsm', 'gsm-pt' and 'utf-16'"
 DEFAULT_ENCODING = "gsm"
 DEFAULT_PARTS = 1
 
@@ -114,35 +108,13 @@ SMS = Variant(NAME, MAX_PARTS_SMS)
 def _check_notification_url(urls: object, count: int, per_recipient: bool) -> None:
     if urls is None:
         return
-    if isinstance(urls, list):
-        if not per_recipient or len(urls) != count or not all(is_url(u) for u in urls):
-            raise ApiError(109)
-    elif not is_url(urls):
+    if (isinstance(urls, list) and not per_recipient) or notification_url_problem(urls, count):
         raise ApiError(109)
 
 
 def _check_available_times(value: object) -> None:
-    if value is None or value == [] or value == "":
-        raise ApiError(194)
-    if not isinstance(value, list):
-        raise ApiError(183)
-    for window in value:
-        if not isinstance(window, dict) or "from" not in window or "to" not in window:
-            raise ApiError(189)
-        if "day" in window and window["day"] is not None:
-            if not is_int(window["day"]):
-                raise ApiError(184)
-            if not 1 <= window["day"] <= 7:
-                raise ApiError(185)
-        start, end = window["from"], window["to"]
-        if not isinstance(start, str) or not is_hhmm(start):
-            raise ApiError(186)
-        if not isinstance(end, str) or not is_hhmm(end):
-            raise ApiError(187)
-        if start > end:
-            raise ApiError(188)
-        if start == end:
-            raise ApiError(196)
+    if problem := available_times_problem(value):
+        raise ApiError(problem[0])
 
 
 def handle(body: dict[str, Any], state: SandboxState) -> tuple[int, dict[str, Any]]:

@@ -8,7 +8,7 @@ documented code found wins (same answer shapes as ``sandbox.sms``):
 ``to``                not an array, or no entry is a valid number → 102
 ``audioUrl``          missing, not a string, not an absolute http(s) URL → 133;
                       a file name without a supported extension
-                      (``jobs.voice.AUDIO_EXTENSIONS``: the doc shows only
+                      (``jobs.fields.AUDIO_EXTENSIONS``: the doc shows only
                       ``.mp3``) → 134
 ``callers`` …         the call options, see ``sandbox.common.call_options``:
 ``expirationDate``    132, 108, 190 / 176 / 177, 119
@@ -28,10 +28,9 @@ the same number and audio URL.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
-from jobs.voice import AUDIO_EXTENSIONS
-from sandbox.common import Results, booleans, call_options, campaign, is_url, phone, recipients
+from jobs.fields import audio_url_problem
+from sandbox.common import Results, booleans, call_options, campaign, phone, recipients
 from sandbox.errors import ApiError, validation_error
 from sandbox.state import SandboxState
 
@@ -40,12 +39,9 @@ PATH = "/api/rest/voiceAudio"
 
 
 def _audio_url(value: object) -> str:
-    if not isinstance(value, str) or not is_url(value):
-        raise ApiError(133)
-    file_name = urlsplit(value).path.rsplit("/", 1)[-1]
-    extension = file_name[file_name.rfind(".") :].lower() if "." in file_name else ""
-    if extension not in AUDIO_EXTENSIONS:
-        raise ApiError(134)
+    if problem := audio_url_problem(value):
+        raise ApiError(problem[0])  # 133, 134
+    assert isinstance(value, str)
     return value
 
 

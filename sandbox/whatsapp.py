@@ -39,8 +39,8 @@ from typing import Any
 
 import orjson
 
-from jobs.fields import normalize_phone, sender_problem
-from sandbox.common import Results, campaign, is_blank, is_int, recipients
+from jobs.fields import is_int, normalize_phone, sender_problem
+from sandbox.common import Results, campaign, is_blank, recipients
 from sandbox.errors import ApiError, error_detail, validation_error
 from sandbox.state import SandboxState
 

@@ -7,10 +7,6 @@ gets a flushed Redis database and a reset sandbox.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,15 +15,10 @@ import pytest
 import redis
 
 from bulksend.redis_server import RedisServer
+from bulksend.stack import SandboxProcess
 from jobs.settings import Settings
 
 SANDBOX_AUTH = ("sandbox", "sandbox-api-password")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -42,32 +33,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
     log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),  # a file, not a pipe: nobody reads it while tests run
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(f"{url}/_sandbox/stats", timeout=1)
-            break
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"sandbox did not start: {log.read_text()}") from None
-            time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:  # delayed (ambiguous) replies still pending
-            proc.kill()
-            proc.wait()
+    with SandboxProcess(log=log) as sandbox:
+        yield sandbox.url
 
 
 @pytest.fixture

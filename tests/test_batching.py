@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -18,12 +19,12 @@ import redis
 from jobs import keys
 from jobs.base import InvalidJob
 from jobs.chunks import Entry
+from jobs.planning import Call
 from jobs.producer import Producer
 from jobs.settings import Settings
 from jobs.sms import Sms
 from tests.helpers import drain, enqueue_entries, numbers, running_worker, sandbox_stats, wait_until
 from worker.batching import Batcher, Outcome, Pending
-from worker.planning import Call
 from worker.provider import RecipientReply, Reply
 
 
@@ -86,7 +87,10 @@ class _Gateway:
     """The HTTP side replaced by ``send``: a batcher unit test, no provider behind it."""
 
     def __init__(self, send: Callable[[str, Call], Awaitable[Reply]]) -> None:
-        self.post = send
+        self._send = send
+
+    async def post(self, endpoint: str, call: Call) -> Reply:
+        return await self._send(endpoint, call)
 
     @contextlib.asynccontextmanager
     async def turn(self, cost: int, deadline: float) -> AsyncIterator[None]:
@@ -249,7 +253,7 @@ async def test_streamed_file_sending(
     assert [r["to"] for r in rows] == to
     assert sandbox_stats(sandbox_url)["recipients"] == 2_343
     # arq keeps no copy of a finished chunk's payload
-    assert await producer.redis.keys("arq:result:*") == []
+    assert await producer.redis.keys(keys.ARQ_RESULTS_MATCH) == []
 
 
 @pytest.mark.parametrize(
@@ -283,7 +287,9 @@ def test_cli_streams_a_csv_file(env: dict[str, str], tmp_path: Path, redis_url: 
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     sending_id = json.loads(done.stdout)["id"]
-    raw = redis.Redis.from_url(redis_url).hgetall(keys.results(sending_id))
+    raw = cast(
+        dict[bytes, bytes], redis.Redis.from_url(redis_url).hgetall(keys.results(sending_id))
+    )
     got = sorted((int(k), json.loads(v)["to"], json.loads(v)["status"]) for k, v in raw.items())
     assert got == [
         (0, "34666555444", "queued"),

@@ -13,7 +13,7 @@ import pytest
 from jobs.base import SendJob
 from jobs.email import Attachment, Email
 from jobs.fields import format_api_date
-from jobs.landing import LandingSms
+from jobs.landing import Landing
 from jobs.producer import Producer
 from jobs.results import now_iso
 from jobs.settings import Settings
@@ -97,7 +97,7 @@ async def test_voice_and_voice_audio(
 async def test_landing_sms_counts_parts_with_the_landing_link(
     producer: Producer, settings: Settings, sandbox_url: str
 ) -> None:
-    job = LandingSms.model_validate(
+    job = Landing.model_validate(
         {
             "to": numbers(2),
             "from": "SHOP",

@@ -14,7 +14,6 @@ provider's own record agrees with ours.
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bulksend.stack import start_workers
 from jobs import chunks
 from jobs.accounts import account_id, read_stop, read_stops
 from jobs.email import Email
@@ -34,7 +34,6 @@ from jobs.sms import Sms
 from tests.helpers import numbers, sandbox_stats, set_faults
 
 TOTAL = 20_000
-WORKER = [sys.executable, "-m", "bulksend", "worker"]
 HOSTILE = {
     "seed": 7,
     "error": {"code": 101, "rate": 0.2},
@@ -73,7 +72,7 @@ async def chaos(
     )
     started = time.monotonic()
     sending_id = await producer.submit(job)
-    workers = [subprocess.Popen(WORKER, env=env, stderr=subprocess.DEVNULL) for _ in range(3)]
+    workers = start_workers(3, env)
     events: list[str] = []
     recoveries: list[asyncio.Task[float]] = []
     try:
@@ -88,9 +87,7 @@ async def chaos(
                 if (kills == 0 and done >= 3_000) or (kills == 1 and refilled and done >= 12_000):
                     in_flight = await sending_now(producer, sending_id)
                     killed_at = time.monotonic()
-                    workers[0].send_signal(signal.SIGKILL)
-                    workers[0].wait()
-                    workers[0] = subprocess.Popen(WORKER, env=env, stderr=subprocess.DEVNULL)
+                    workers.restart(0)  # SIGKILL, then a fresh one in its place
                     kills += 1
                     events.append(f"SIGKILL at {done}")
                     recoveries.append(
@@ -109,9 +106,7 @@ async def chaos(
                 await asyncio.sleep(0.1)
         assert kills == 2 and refilled, events
     finally:
-        for w in workers:
-            w.kill()
-            w.wait()
+        workers.kill()
     elapsed = time.monotonic() - started
     recovery = [round(await t, 1) for t in recoveries]
     events.append(f"recovered from each SIGKILL in {recovery} s")
@@ -172,14 +167,10 @@ async def test_chaos_resend_only_ambiguous_recipients_may_receive_twice(
     check_accounting(run)
     ambiguous = {r["to"] for r in run["records"] if r.get("ambiguous")}
     seen: set[str] = set()
-    twice = set()
+    twice: set[str] = set()
     for message in run["sent"]:
         (twice if message["to"] in seen else seen).add(message["to"])
     assert twice <= ambiguous
-
-
-def _workers(env: dict[str, str], n: int) -> list[subprocess.Popen[bytes]]:
-    return [subprocess.Popen(WORKER, env=env, stderr=subprocess.DEVNULL) for _ in range(n)]
 
 
 async def test_chaos_rate_limited_account_strands_nobody_and_never_bursts(
@@ -196,7 +187,7 @@ async def test_chaos_rate_limited_account_strands_nobody_and_never_bursts(
         "BULKSEND_JOB_TIMEOUT": "15",
     }
     producer = await Producer.connect(settings.model_copy(update={"chunk_size": chunk}))
-    workers = _workers(env, 2)
+    workers = start_workers(2, env)
     try:
         started = time.monotonic()
         sending_id = await producer.submit(
@@ -205,9 +196,7 @@ async def test_chaos_rate_limited_account_strands_nobody_and_never_bursts(
         status = await producer.wait(sending_id, timeout=180)
         elapsed = time.monotonic() - started
     finally:
-        for w in workers:
-            w.kill()
-            w.wait()
+        workers.kill()
         await producer.close()
     assert status["counts"]["accepted"] == total, status["counts"]
     sent = httpx.get(
@@ -240,7 +229,7 @@ async def test_chaos_unverified_sender_502s_and_duplicate_runs(
         unverified={"senders": ["spoof@example.com"], "reply_to": []},
     )
     producer = await Producer.connect(settings.model_copy(update={"chunk_size": 200}))
-    workers = _workers(env, 3)
+    workers = start_workers(3, env)
     try:
         sms_id = await producer.submit(
             Sms.model_validate(
@@ -274,9 +263,7 @@ async def test_chaos_unverified_sender_502s_and_duplicate_runs(
         records = [r async for r in producer.store.iter_results(sms_id)]
         stops = await read_stops(producer.redis, account_id(producer.settings))
     finally:
-        for w in workers:
-            w.kill()
-            w.wait()
+        workers.kill()
         await producer.close()
     counts = sms_status["counts"]
     assert mail_status["counts"]["rejected"] == 50 and stops == []  # nothing else stopped

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from bulksend.stack import WorkerProcesses, start_workers
 from jobs.settings import Settings
 from tests.helpers import drain, numbers, sandbox_stats
 
@@ -25,20 +26,16 @@ def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Comp
 
 
 @pytest.fixture
-def workers(env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs = [
-        subprocess.Popen([*BULKSEND, "worker"], env=env, stderr=subprocess.DEVNULL)
-        for _ in range(2)
-    ]
+def workers(env: dict[str, str]) -> Iterator[WorkerProcesses]:
+    procs = start_workers(2, env)
     yield procs
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
+    procs.send_signal(signal.SIGTERM)
     for p in procs:
         assert p.wait(30) == 0  # SIGTERM drains and exits cleanly
 
 
 def test_send_wait_json_with_two_worker_processes(
-    env: dict[str, str], workers: list[subprocess.Popen[bytes]], sandbox_url: str, tmp_path: Path
+    env: dict[str, str], workers: WorkerProcesses, sandbox_url: str, tmp_path: Path
 ) -> None:
     to = numbers(2500)
     invalid = ["12", "abc", "34"]
@@ -164,7 +161,7 @@ def test_invalid_sendings_of_every_channel(
 
 
 def test_send_email_with_attachment_by_path_waits_for_the_result(
-    env: dict[str, str], workers: list[subprocess.Popen[bytes]], sandbox_url: str, tmp_path: Path
+    env: dict[str, str], workers: WorkerProcesses, sandbox_url: str, tmp_path: Path
 ) -> None:
     report = tmp_path / "report.csv"
     report.write_text("a,b\n1,2\n")

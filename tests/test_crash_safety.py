@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,12 +11,11 @@ import httpx
 import pytest
 
 from bulksend.redis_server import RedisServer
+from bulksend.stack import WorkerProcesses
 from jobs.producer import Producer
 from jobs.settings import Settings
 from jobs.sms import Sms
 from tests.helpers import drain, numbers, sandbox_stats, set_faults, wait_until
-
-WORKER = [sys.executable, "-m", "bulksend", "worker"]
 
 
 def sms(n: int, text: str = "Hi") -> Sms:
@@ -45,13 +42,10 @@ async def producer(settings: Settings) -> AsyncIterator[Producer]:
 
 
 @pytest.fixture
-def spawn(crash_env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+def spawn(crash_env: dict[str, str]) -> Iterator[WorkerProcesses]:
+    workers = WorkerProcesses(crash_env)
+    yield workers
+    workers.kill()
 
 
 async def counts(producer: Producer, sending_id: str) -> dict[str, int]:
@@ -64,12 +58,11 @@ async def test_sigterm_drains_in_flight_calls_then_exits(
     producer: Producer,
     crash_env: dict[str, str],
     sandbox_url: str,
-    spawn: list[subprocess.Popen[bytes]],
+    spawn: WorkerProcesses,
 ) -> None:
     set_faults(sandbox_url, latency_ms=400)
     sending_id = await producer.submit(sms(500))
-    worker = subprocess.Popen(WORKER, env=crash_env, stderr=subprocess.DEVNULL)
-    spawn.append(worker)
+    [worker] = spawn.start()
 
     async def in_flight() -> bool:
         return (await counts(producer, sending_id))["sending"] > 0
@@ -81,7 +74,7 @@ async def test_sigterm_drains_in_flight_calls_then_exits(
     assert after["sending"] == 0 and after["unknown"] == 0  # every in-flight call was recorded
     assert after["accepted"] > 0
     set_faults(sandbox_url)
-    spawn.append(subprocess.Popen(WORKER, env=crash_env, stderr=subprocess.DEVNULL))
+    spawn.start()
     await producer.wait(sending_id, timeout=60)
     final = await counts(producer, sending_id)
     assert final["accepted"] == 500
@@ -92,13 +85,12 @@ async def test_sigkill_mid_call_reruns_elsewhere_and_only_the_calls_in_flight_ar
     producer: Producer,
     crash_env: dict[str, str],
     sandbox_url: str,
-    spawn: list[subprocess.Popen[bytes]],
+    spawn: WorkerProcesses,
 ) -> None:
     set_faults(sandbox_url, latency_ms=3000)
     sending_id = await producer.submit(sms(300))  # 6 chunks of 50
     victim_env = {**crash_env, "BULKSEND_WORKER_MAX_JOBS": "2"}  # 2 chunks in flight at a time
-    victim = subprocess.Popen(WORKER, env=victim_env, stderr=subprocess.DEVNULL)
-    spawn.append(victim)
+    [victim] = spawn.start(env=victim_env)
 
     async def two_calls_in_flight() -> bool:
         return (await counts(producer, sending_id))["sending"] == 100
@@ -110,7 +102,7 @@ async def test_sigkill_mid_call_reruns_elsewhere_and_only_the_calls_in_flight_ar
     victim.kill()
     victim.wait()
     set_faults(sandbox_url)
-    spawn.append(subprocess.Popen(WORKER, env=crash_env, stderr=subprocess.DEVNULL))
+    spawn.start()
     status = await producer.wait(sending_id, timeout=90)
     final = status["counts"]
     assert (final["accepted"], final["unknown"], final["failed"]) == (200, 100, 0)

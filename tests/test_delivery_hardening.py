@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from arq.constants import job_key_prefix, retry_key_prefix
 
 from jobs import chunks, codec, keys
 from jobs.accounts import account_id, parked_scopes, read_stop, read_stops, resume
@@ -74,6 +73,11 @@ def email(sender: str = "news@example.com", n: int = 3) -> Email:
     )
 
 
+def redis_of(producer: Producer) -> Any:
+    """redis-py types async results as ``Awaitable[T] | T``; tests read them as ``T``."""
+    return producer.redis
+
+
 async def records(producer: Producer, sending_id: str) -> list[dict[str, Any]]:
     return [r async for r in producer.store.iter_results(sending_id)]
 
@@ -116,8 +120,8 @@ async def test_a_long_hold_parks_the_chunks_and_loses_nothing(
         # Two days of a spinning job: every try used, every job key expired.
         for chunk in await chunks.names(producer.redis, sending_id):
             job_id = keys.chunk_job_id(sending_id, chunk)
-            await producer.redis.set(retry_key_prefix + job_id, 999_999)
-            await producer.redis.delete(job_key_prefix + job_id)
+            await producer.redis.set(keys.arq_retry(job_id), 999_999)
+            await producer.redis.delete(keys.arq_job(job_id))
         await asyncio.sleep(1.0)
         assert await statuses(producer, sending_id) == {"queued": 300}
         # Credits bought; the provider's first answer after the weekend is a 101.
@@ -251,8 +255,8 @@ async def test_requeue_sends_each_recipient_with_its_own_sub(
     # Recorded unknown by a path that kept nothing but the address (a give-up).
     for index, to in enumerate(numbers(3)):
         record = {"to": to, "status": "unknown", "attempts": 1, "code": -2}
-        await producer.redis.hset(keys.results(sending_id), str(index), codec.dumps(record))
-    await producer.redis.hset(keys.sending(sending_id), mapping={"n:queued": 0, "n:unknown": 3})
+        await redis_of(producer).hset(keys.results(sending_id), str(index), codec.dumps(record))
+    await redis_of(producer).hset(keys.sending(sending_id), mapping={"n:queued": 0, "n:unknown": 3})
     await producer.requeue_unknown(sending_id)
     await drain(fast)
     assert sorted(m["text"] for m in messages(sandbox_url)) == ["Hi n0", "Hi n1", "Hi n2"]
@@ -268,7 +272,7 @@ async def test_a_requeued_old_sending_retries_a_transient_error_instead_of_faili
     old = (datetime.now(UTC) - timedelta(days=2)).isoformat()
     spec = await producer.store.spec(sending_id)
     assert spec is not None
-    await producer.redis.hset(
+    await redis_of(producer).hset(
         keys.sending(sending_id), "spec", codec.dumps({**spec, "created_at": old})
     )
     set_faults(sandbox_url, error={"code": 101, "rate": 0.5}, seed=1)
@@ -315,7 +319,7 @@ async def test_a_submit_that_crashed_half_way_is_opened_and_reported_by_the_swee
     monkeypatch.setattr(Producer, "_enqueue", dies_after_two)
     with pytest.raises(RuntimeError):
         await producer.submit(sms(200))  # 4 chunks, 2 recorded
-    [raw_id] = await producer.redis.smembers(keys.ACTIVE)
+    [raw_id] = await redis_of(producer).smembers(keys.ACTIVE)
     sending_id = raw_id.decode()
     assert (await producer.status(sending_id) or {})["state"] == "enqueuing"
     stale = fast.model_copy(update={"stale_submit_after": 0.1})
@@ -344,7 +348,7 @@ async def test_a_redis_blip_mid_submit_is_retried_into_one_sending(
 
     monkeypatch.setattr(Producer, "_enqueue", blip_once)
     sending_id = await producer.submit(sms(200))
-    assert await producer.redis.scard(keys.ACTIVE) == 1  # one sending, not two
+    assert await redis_of(producer).scard(keys.ACTIVE) == 1  # one sending, not two
     await drain(fast)
     assert await statuses(producer, sending_id) == {"accepted": 200}
     assert sandbox_stats(sandbox_url)["duplicates"] == 0

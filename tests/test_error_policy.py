@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from bulksend.stack import free_port
 from jobs.accounts import account_id, read_stop, resume
 from jobs.producer import Producer
 from jobs.settings import Settings
 from jobs.sms import Sms
-from tests.conftest import free_port
 from tests.helpers import drain, numbers, running_worker, sandbox_stats, set_faults, wait_until
 from worker.error_policy import POLICY, Action, classify
 
@@ -121,7 +121,11 @@ async def test_a_hold_is_probed_automatically_and_lifted(
     sending_id = await submit(producer)
     probing = fast.model_copy(update={"hold_probe_interval": 0.3})
     async with running_worker(probing):
-        await wait_until(lambda: read_stop(producer.redis, account_id(fast)), what="held")
+
+        async def held() -> bool:
+            return await read_stop(producer.redis, account_id(fast)) is not None
+
+        await wait_until(held, what="held")
         set_faults(sandbox_url)  # credits bought; nobody runs `resume`
 
         async def done() -> bool:

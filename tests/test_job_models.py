@@ -15,14 +15,9 @@ import pytest
 
 from jobs.base import InvalidJob, SendJob, build
 from jobs.contacts import ContactImport, build_import, neutralise_cell
-from jobs.email import (
-    MAX_ATTACHMENT_BYTES,
-    MAX_MESSAGE_ATTACHMENT_BYTES,
-    Attachment,
-    Email,
-    normalize_email,
-)
-from jobs.landing import LandingSms
+from jobs.email import Attachment, Email, normalize_email
+from jobs.landing import Landing
+from jobs.settings import Settings
 from jobs.voice import FEMALE_ONLY_LANGUAGES, VOICE_LANGUAGES, Voice, VoiceAudio
 
 
@@ -277,11 +272,37 @@ def test_attachment_missing_content() -> None:
     )
 
 
+# The limits are settings, checked with the settings of whoever submits
+# (``Email.check_settings``), never with the process's global ones.
+DEFAULTS = Settings.model_construct()  # the defaults, whatever the environment says
+MAX_ATTACHMENT_BYTES = DEFAULTS.max_attachment_bytes
+MAX_MESSAGE_ATTACHMENT_BYTES = DEFAULTS.max_message_attachments_bytes
+
+
+def within_limits(data: dict[str, Any], settings: Settings = DEFAULTS) -> Email:
+    job = build(Email, data)
+    assert isinstance(job, Email)
+    job.check_settings(settings)
+    return job
+
+
+def over_limit(data: dict[str, Any], settings: Settings = DEFAULTS) -> str:
+    """The model takes any size; the limits of ``settings`` refuse it, naming the field."""
+    job = build(Email, data)
+    assert isinstance(job, Email)
+    with pytest.raises(ValueError) as caught:
+        job.check_settings(settings)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("attachments")
+    return message
+
+
 def test_attachment_file_limit() -> None:
-    at_limit = build(Email, attach(content=b64(bytes(MAX_ATTACHMENT_BYTES))))
+    at_limit = within_limits(attach(content=b64(bytes(MAX_ATTACHMENT_BYTES))))
     assert isinstance(at_limit, Email) and at_limit.attachments
     assert at_limit.attachments[0].size == MAX_ATTACHMENT_BYTES
-    message = refused(Email, attach(name="big.bin", content=b64(bytes(MAX_ATTACHMENT_BYTES + 1))))
+    message = over_limit(attach(name="big.bin", content=b64(bytes(MAX_ATTACHMENT_BYTES + 1))))
     assert "attachments.0.content: 'big.bin' is 10.0 MiB (10485761 bytes)" in message
     assert "at most 10 MiB per file" in message
 
@@ -289,9 +310,9 @@ def test_attachment_file_limit() -> None:
 def test_attachment_message_limit() -> None:
     full = b64(bytes(MAX_ATTACHMENT_BYTES))
     files = [{"name": "a.bin", "content": full}, {"name": "b.bin", "content": full}]
-    assert isinstance(build(Email, {**EMAIL, "attachments": files}), Email)
+    assert isinstance(within_limits({**EMAIL, "attachments": files}), Email)
     files.append({"name": "c.txt", "content": b64(b"x")})
-    message = refused(Email, {**EMAIL, "attachments": files})
+    message = over_limit({**EMAIL, "attachments": files})
     assert f"({MAX_MESSAGE_ATTACHMENT_BYTES + 1} bytes)" in message
     assert message.endswith(
         "attachments: 'a.bin', 'b.bin', 'c.txt' together are 20.0 MiB (20971521 bytes);"
@@ -316,7 +337,7 @@ def test_attachment_from_path_too_big_is_not_read(tmp_path: Path) -> None:
     with big.open("wb") as handle:
         handle.truncate(MAX_ATTACHMENT_BYTES + 1)  # sparse: nothing is written
     with pytest.raises(ValueError, match=r"'big.iso' is 10.0 MiB \(10485761 bytes\)"):
-        Attachment.from_path(big)
+        Attachment.from_path(big, max_bytes=MAX_ATTACHMENT_BYTES)
 
 
 # --------------------------------------------------------------------- voice
@@ -529,7 +550,7 @@ LANDING: dict[str, Any] = {
 
 
 def test_landing_doc_example_is_valid() -> None:
-    job = build(LandingSms, LANDING)
+    job = build(Landing, LANDING)
     assert job.kind == "landing" and job.endpoint == "/api/rest/landingsms"
     payload = job.api_payload()
     assert payload["templateBody"] == LANDING["templateBody"]
@@ -538,14 +559,14 @@ def test_landing_doc_example_is_valid() -> None:
 
 @pytest.mark.parametrize("template", [{"templateId": 1}, {"templateV2Id": 2}])
 def test_landing_template_id_instead_of_body(template: dict[str, int]) -> None:
-    job = build(LandingSms, {**without(LANDING, "templateBody"), **template})
-    assert isinstance(job, LandingSms)
+    job = build(Landing, {**without(LANDING, "templateBody"), **template})
+    assert isinstance(job, Landing)
     assert set(template) <= set(job.api_payload())
 
 
 @pytest.mark.parametrize("body", [None, "", " "])
 def test_landing_needs_a_page(body: str | None) -> None:
-    message = refused(LandingSms, {**LANDING, "templateBody": body})
+    message = refused(Landing, {**LANDING, "templateBody": body})
     assert (
         "templateBody: templateBody, templateId or templateV2Id is required (provider code 140)"
         in message
@@ -553,41 +574,41 @@ def test_landing_needs_a_page(body: str | None) -> None:
 
 
 def test_landing_two_pages_refused() -> None:
-    message = refused(LandingSms, {**LANDING, "templateV2Id": 3})
+    message = refused(Landing, {**LANDING, "templateV2Id": 3})
     assert "templateBody: give only one of templateBody, templateId, templateV2Id" in message
 
 
 def test_landing_needs_placeholder() -> None:
-    message = refused(LandingSms, {**LANDING, "message": "TEST API LANDING {LAND_URL"})
+    message = refused(Landing, {**LANDING, "message": "TEST API LANDING {LAND_URL"})
     assert "message: has no {LAND_URL} where the landing link goes (provider code 141)" in message
 
 
 def test_landing_parts_limit_is_eight() -> None:
-    assert isinstance(build(LandingSms, {**LANDING, "parts": 8}), LandingSms)
-    message = refused(LandingSms, {**LANDING, "parts": 9})
+    assert isinstance(build(Landing, {**LANDING, "parts": 8}), Landing)
+    message = refused(Landing, {**LANDING, "parts": 9})
     assert "parts: at most 8 parts are allowed (provider code 110)" in message
 
 
 def test_landing_inherits_sms_rules() -> None:
     assert "message: text message missing (provider code 104)" in refused(
-        LandingSms, {**LANDING, "message": " "}
+        Landing, {**LANDING, "message": " "}
     )
-    assert "from: " in refused(LandingSms, {**LANDING, "from": "TOO LONG SENDER"})
+    assert "from: " in refused(Landing, {**LANDING, "from": "TOO LONG SENDER"})
     assert "to: no valid recipients (provider code 102)" in refused(
-        LandingSms, {**LANDING, "to": ["12"]}
+        Landing, {**LANDING, "to": ["12"]}
     )
     assert "templateId: Input should be a valid integer" in refused(
-        LandingSms, {**without(LANDING, "templateBody"), "templateId": "x"}
+        Landing, {**without(LANDING, "templateBody"), "templateId": "x"}
     )
 
 
 def test_landing_refuses_sms_only_parameters() -> None:
-    message = refused(LandingSms, {**LANDING, "notificationUrl": ["https://example.com/n"]})
+    message = refused(Landing, {**LANDING, "notificationUrl": ["https://example.com/n"]})
     assert "notificationUrl: landing SMS takes one URL, not one per recipient" in message
-    message = refused(LandingSms, {**LANDING, "availableTimes": [{"from": "09:00", "to": "21:00"}]})
+    message = refused(Landing, {**LANDING, "availableTimes": [{"from": "09:00", "to": "21:00"}]})
     assert "availableTimes: not a landing SMS parameter" in message
     assert isinstance(
-        build(LandingSms, {**LANDING, "notificationUrl": "https://example.com/n"}), LandingSms
+        build(Landing, {**LANDING, "notificationUrl": "https://example.com/n"}), Landing
     )
 
 
@@ -703,13 +724,12 @@ def test_neutralise_cell(cell: str, safe: str) -> None:
     assert neutralise_cell(cell) == safe
 
 
-def test_attachment_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from jobs.settings import get_settings
-
-    monkeypatch.setenv("BULKSEND_MAX_ATTACHMENT_MB", "0.001")  # about 1 KB
-    get_settings.cache_clear()
-    try:
-        message = refused(Email, attach(name="a.bin", content=b64(bytes(2000))))
-        assert "a.bin" in message and "0.001 MiB per file" in message
-    finally:
-        get_settings.cache_clear()
+def test_attachment_limits_are_settings() -> None:
+    data = attach(name="a.bin", content=b64(bytes(2000)))
+    within_limits(data)
+    small = DEFAULTS.model_copy(update={"max_attachment_mb": 0.001})  # about 1 KB
+    message = over_limit(data, small)
+    assert "a.bin" in message and "0.001 MiB per file" in message
+    assert "BULKSEND_MAX_ATTACHMENT_MB" in message
+    total = DEFAULTS.model_copy(update={"max_message_attachments_mb": 0.001})
+    assert "at most 0.001 MiB per message" in over_limit(data, total)

@@ -71,7 +71,8 @@ async def test_rerunning_a_finished_chunk_sends_nothing(
     # forcing a re-run of the chunk function must also send nothing.
     await producer.submit(job, idempotency_key="rerun")
     await drain(settings)
-    await producer.redis.delete("arq:result:" + keys.chunk_job_id(sending_id_for("rerun"), 0))
+    job_id = keys.chunk_job_id(sending_id_for("rerun"), 0)
+    await producer.redis.delete(keys.arq_result(job_id))
     await producer.submit(job, idempotency_key="rerun")
     await drain(settings)
     stats = sandbox_stats(sandbox_url)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from arq.jobs import Job
 
-from jobs import chunks, codec, keys
+from jobs import IdempotencyConflict, chunks, codec, keys
 from jobs.producer import Producer
-from jobs.results import IdempotencyConflict
 from jobs.settings import Settings
 from jobs.sms import Sms
 from tests.helpers import numbers

@@ -379,6 +379,27 @@ async def test_email_template_instead_of_body(
 
 
 @pytest.mark.parametrize(
+    ("path", "make", "changes"),
+    [
+        (MAILING, email, {"templateId": 5}),  # with the body
+        (MAILING, email, {"templateId": 5, "templateV2Id": 7}),
+        (LANDING, landing, {"templateV2Id": 9}),  # with the templateBody
+    ],
+)
+async def test_more_than_one_content_source_is_accepted(
+    sandbox: httpx.AsyncClient,
+    path: str,
+    make: Callable[..., dict[str, Any]],
+    changes: dict[str, Any],
+) -> None:
+    """The sandbox's own reading (the job models refuse two, on purpose): each of
+    body / templateId / templateV2Id is "Required without" the others ("Send Email
+    message" and "Landing SMS" → Parameters), and nothing forbids giving two."""
+    response = await sandbox.post(path, json=make(**changes))
+    assert response.status_code == 202, response.text
+
+
+@pytest.mark.parametrize(
     ("changes", "code"),
     [
         ({"body": ...}, 140),

@@ -17,16 +17,17 @@ from typing import Any
 import pytest
 
 from jobs.base import InvalidJob, SendJob, build
+from jobs.chunks import Entry
 from jobs.email import Email
 from jobs.fields import sender_problem
-from jobs.landing import LandingSms
+from jobs.landing import Landing
+from jobs.planning import plan
 from jobs.recipients_file import rows, scan
 from jobs.settings import Settings
 from jobs.sms import Sms
 from jobs.templating import TextRules
 from jobs.voice import Voice, VoiceAudio
 from jobs.whatsapp import WhatsApp
-from worker.planning import Entry, plan
 
 TWO = ["34666555444", "34666555333"]
 SMS: dict[str, Any] = {"to": TWO, "from": "TEST", "message": "Hello"}
@@ -88,13 +89,13 @@ def test_utf16_text_over_one_part_without_parts_is_refused() -> None:
 def test_landing_text_over_one_part_without_parts_is_refused() -> None:
     # 140 + 1 + 21 (the short link {LAND_URL} becomes) = 162 septets: 2 parts.
     long = {**LANDING, "message": "x" * 140 + " {LAND_URL}"}
-    message = text_refused(LandingSms, long)
+    message = text_refused(Landing, long)
     assert "set parts to 2 (at most 8)" in message and "105" in message
-    text_job(LandingSms, {**long, "parts": 2}).check_text(TextRules())
+    text_job(Landing, {**long, "parts": 2}).check_text(TextRules())
 
 
 def test_text_longer_than_any_parts_says_to_shorten() -> None:
-    message = text_refused(LandingSms, {**LANDING, "message": "x" * (153 * 8) + " {LAND_URL}"})
+    message = text_refused(Landing, {**LANDING, "message": "x" * (153 * 8) + " {LAND_URL}"})
     assert message == (
         "message: text needs 9 parts, more than the 8 that parts can allow;"
         " shorten the text (provider code 105)"
@@ -156,7 +157,7 @@ def test_sender_of_only_spaces_is_sender_missing(blank: str) -> None:
     ("model", "data", "field"),
     [
         (Sms, SMS, "from"),
-        (LandingSms, LANDING, "from"),
+        (Landing, LANDING, "from"),
         (WhatsApp, WHATSAPP, "from"),
         (Email, EMAIL, "fromEmail"),
     ],
@@ -178,7 +179,7 @@ def test_sender_with_inner_spaces_is_still_valid() -> None:
 
 @pytest.mark.parametrize(
     ("model", "data"),
-    [(Sms, SMS), (LandingSms, LANDING), (Voice, VOICE), (VoiceAudio, VOICE_AUDIO)],
+    [(Sms, SMS), (Landing, LANDING), (Voice, VOICE), (VoiceAudio, VOICE_AUDIO)],
 )
 @pytest.mark.parametrize("expiration", ["20300101100000", "20300101095959"])
 def test_expiration_not_after_schedule_is_119(
@@ -193,7 +194,7 @@ def test_expiration_not_after_schedule_is_119(
 
 @pytest.mark.parametrize(
     ("model", "data"),
-    [(Sms, SMS), (LandingSms, LANDING), (Voice, VOICE), (VoiceAudio, VOICE_AUDIO)],
+    [(Sms, SMS), (Landing, LANDING), (Voice, VOICE), (VoiceAudio, VOICE_AUDIO)],
 )
 def test_expiration_after_schedule_or_alone_is_valid(
     model: type[SendJob], data: dict[str, Any]

@@ -33,7 +33,7 @@ from typing import Protocol
 import orjson
 
 from jobs.chunks import Entry
-from worker.planning import Call
+from jobs.planning import Call
 from worker.provider import Ambiguous, NotSent, Reply
 
 log = logging.getLogger("bulksend.worker")

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from worker.planning import Call
+from jobs.planning import Call
 from worker.provider import ProviderClient, Reply
 from worker.rate_limit import NoTurn, RateLimiter
 

@@ -22,6 +22,7 @@ from arq.worker import func
 from jobs import codec
 from jobs.accounts import AccountGate, account_id
 from jobs.chunks import CHUNK_FUNCTION
+from jobs.errors import ConfigurationError
 from jobs.results import ResultStore
 from jobs.settings import Settings, get_settings
 from jobs.templating import TextRules
@@ -82,7 +83,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
     settings = settings or get_settings()
     if not settings.redis_url:
-        raise ValueError("the worker needs a Redis URL")
+        raise ConfigurationError("redis_url: the worker needs a Redis URL")
     options: dict[str, Any] = dict(
         functions=[func(send_chunk, name=CHUNK_FUNCTION, max_tries=ARQ_MAX_TRIES)],
         queue_name=settings.queue_name,

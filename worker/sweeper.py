@@ -22,8 +22,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from arq.constants import in_progress_key_prefix, job_key_prefix
-
 from jobs import chunks, codec, keys
 from jobs.accounts import account_id, parked_scopes, read_stops, unpark
 from jobs.results import ResultStore
@@ -97,11 +95,11 @@ async def _sending(
     async with redis.pipeline(transaction=False) as pipe:
         for name in names:
             job_id = keys.chunk_job_id(sending_id, name)
-            pipe.exists(job_key_prefix + job_id, in_progress_key_prefix + job_id)
+            pipe.exists(keys.arq_job(job_id), keys.arq_in_progress(job_id))
         alive = await pipe.execute()
     now = time.time()
     for name, jobs in zip(names, alive, strict=True):
-        if jobs or f"{sending_id}/{name}" in parked:
+        if jobs or keys.parked_field(sending_id, name) in parked:
             continue
         entries = await chunks.load(redis, sending_id, name) or []
         raw = await store.load_raw(sending_id, [e.index for e in entries])

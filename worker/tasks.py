@@ -34,6 +34,7 @@ from jobs import chunks, codec, keys
 from jobs.accounts import ACCOUNT, Stop, Turn, park
 from jobs.chunks import Entry
 from jobs.fields import parse_api_date
+from jobs.planning import Call, plan
 from jobs.results import (
     FINAL,
     Record,
@@ -46,7 +47,6 @@ from jobs.settings import Settings
 from worker.batching import Outcome, Pending
 from worker.context import WorkerContext, of
 from worker.error_policy import Action, classify
-from worker.planning import Call, plan
 from worker.provider import Ambiguous, NotSent, Reply
 from worker.rate_limit import NoTurn
 

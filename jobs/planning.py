@@ -7,19 +7,23 @@ recipient's text is rendered and analyzed, and recipients are grouped by
 encoding and part count. A text the provider would refuse (too many parts,
 characters its declared encoding cannot carry) is rejected here with the code
 the provider would give, and never sent.
+
+Which planner a channel uses, its part limit and the shape of its request
+body are its descriptor's (``jobs.channels``): nothing here names a channel.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs import gsm
 from jobs.chunks import Entry
 from jobs.templating import TemplateError, TextRules, filters, render, stand_ins
 
-MAX_PARTS = {"sms": gsm.MAX_PARTS_SMS, "landing": gsm.MAX_PARTS_LANDING}
+if TYPE_CHECKING:
+    from jobs.channels import Channel
 
 
 @dataclass
@@ -33,21 +37,26 @@ class Call:
     parts: int | None = None
 
     def request_body(self) -> dict[str, Any]:
-        body = dict(self.body)
-        if self.kind == "whatsapp":  # recipients are messages[] objects with their own fields
-            body["messages"] = [{"to": e.to, **e.extras} for e in self.entries]
-            return body
-        body["to"] = [e.to for e in self.entries]
-        for name in sorted({k for e in self.entries for k in e.extras}):
-            # One value per recipient, never null: a recipient without ``sub``
-            # (an empty cell, a JSONL line without it) gets no values, not a
-            # null that would make the provider refuse the whole call (422).
-            default: dict[str, Any] | None = {} if name == "sub" else None
-            body[name] = [e.extras.get(name) or default for e in self.entries]
+        from jobs import channels
+
+        body = channels.get(self.kind).shape(self.body, self.entries)
         if self.encoding is not None:
             body["encoding"] = self.encoding
             body["parts"] = self.parts
         return body
+
+
+def recipients_as_lists(body: dict[str, Any], entries: list[Entry]) -> dict[str, Any]:
+    """Most channels: ``to`` is a list, and each per-recipient field a list beside it."""
+    shaped = dict(body)
+    shaped["to"] = [e.to for e in entries]
+    for name in sorted({k for e in entries for k in e.extras}):
+        # One value per recipient, never null: a recipient without ``sub``
+        # (an empty cell, a JSONL line without it) gets no values, not a
+        # null that would make the provider refuse the whole call (422).
+        default: dict[str, Any] | None = {} if name == "sub" else None
+        shaped[name] = [e.extras.get(name) or default for e in entries]
+    return shaped
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +67,18 @@ class Refusal:
 
 
 Plan = tuple[list[Call], list[Refusal]]
+Planner = Callable[["Channel", dict[str, Any], list[Entry], TextRules], Plan]
 
 
-def plan_sms(kind: str, payload: dict[str, Any], entries: list[Entry], rules: TextRules) -> Plan:
+def plan_sms(
+    channel: Channel, payload: dict[str, Any], entries: list[Entry], rules: TextRules
+) -> Plan:
     otp_length = (payload.get("otpConfig") or {}).get("length") or rules.otp_length
     fixed = stand_ins(rules.short_link_length, otp_length)
     filter_table = filters(rules.short_link_length)
     requested = payload.get("encoding", "auto")
     declared_parts = payload.get("parts")
-    limit = min(declared_parts or gsm.DEFAULT_PARTS, MAX_PARTS[kind])
+    limit = min(declared_parts or gsm.DEFAULT_PARTS, channel.max_parts or gsm.DEFAULT_PARTS)
     trans = bool(payload.get("trans"))
     base = {k: v for k, v in payload.items() if k not in ("encoding", "parts")}
     groups: dict[tuple[str, int], Call] = {}
@@ -89,25 +101,22 @@ def plan_sms(kind: str, payload: dict[str, Any], entries: list[Entry], rules: Te
             continue
         key = (info.encoding, info.parts)
         if key not in groups:
-            groups[key] = Call(kind, base, encoding=info.encoding, parts=info.parts)
+            groups[key] = Call(channel.kind, base, encoding=info.encoding, parts=info.parts)
         groups[key].entries.append(entry)
     return list(groups.values()), refused
 
 
 def plan_single_call(
-    kind: str, payload: dict[str, Any], entries: list[Entry], rules: TextRules
+    channel: Channel, payload: dict[str, Any], entries: list[Entry], rules: TextRules
 ) -> Plan:
     """Channels without per-recipient cost: the whole chunk in one call."""
-    return ([Call(kind, payload, list(entries))] if entries else []), []
-
-
-PLANNERS: dict[str, Callable[[str, dict[str, Any], list[Entry], TextRules], Plan]] = {
-    "sms": plan_sms,
-    "landing": plan_sms,
-}
+    return ([Call(channel.kind, payload, list(entries))] if entries else []), []
 
 
 def plan(
     kind: str, payload: dict[str, Any], entries: list[Entry], rules: TextRules | None = None
 ) -> Plan:
-    return PLANNERS.get(kind, plan_single_call)(kind, payload, entries, rules or TextRules())
+    from jobs import channels
+
+    channel = channels.get(kind)
+    return channel.planner(channel, payload, entries, rules or TextRules())
