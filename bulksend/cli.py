@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,6 +22,7 @@ import orjson
 from bulksend.flags import FlagError, add_model_flags, model_data
 from jobs import channels
 from jobs.base import InvalidJob, SendJob, build
+from jobs.contacts import ContactImport
 from jobs.errors import (
     BulksendError,
     ConfigurationError,
@@ -30,6 +32,8 @@ from jobs.errors import (
 from jobs.producer import normalize_recipient
 from jobs.recipients_file import first_valid
 from jobs.settings import Settings, get_settings
+
+DRY_RUN_ROWS = 10  # rows whose verdict --dry-run shows
 
 
 class CliError(InvalidJob):
@@ -81,12 +85,19 @@ def _with_producer(settings: Settings, action: Callable[[Any], Awaitable[Any]]) 
     return asyncio.run(run())
 
 
-def send_job(args: argparse.Namespace, settings: Settings) -> SendJob:
-    """The job described by ``send CHANNEL`` flags, validated by its model."""
+def send_job(args: argparse.Namespace, settings: Settings, stand_in: str | None = None) -> SendJob:
+    """The job described by ``send CHANNEL`` flags, validated by its model.
+
+    ``stand_in``: with ``--group``, a member's address, so the model has a recipient
+    to validate (the group's contacts are the recipients)."""
     model = channels.get(args.channel).model
     try:
         data = model_data(args, model)
-        if getattr(args, "recipients_file", None):
+        if getattr(args, "group", None):
+            if data.get("to") or data.get("sub") or getattr(args, "recipients_file", None):
+                raise CliError("group: give recipients by group, by file or by --to, not two")
+            data["to"] = [stand_in or "missing"]
+        elif getattr(args, "recipients_file", None):
             if data.get("to") or data.get("sub"):
                 raise CliError("recipients-file: give recipients by file or by --to, not both")
             if not os.access(args.recipients_file, os.R_OK):
@@ -110,11 +121,15 @@ def send_job(args: argparse.Namespace, settings: Settings) -> SendJob:
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
-    job = send_job(args, settings)
+    group = getattr(args, "group", None)
     with _redis(settings) as live:
 
         async def submit(producer: Any) -> Any:
-            if getattr(args, "recipients_file", None):
+            stand_in = await producer.group_stand_in(group, args.channel) if group else None
+            job = send_job(args, settings, stand_in)
+            if group:
+                sending_id = await producer.submit_group(job, group, args.idempotency_key)
+            elif getattr(args, "recipients_file", None):
                 sending_id = await producer.submit_file(
                     job, args.recipients_file, args.idempotency_key
                 )
@@ -189,6 +204,76 @@ def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
         print(f"account {account} was not stopped")
     else:
         print(f"account {account} resumed (was {lifted.state}: {lifted.code} {lifted.reason})")
+    return 0
+
+
+def _import_job(args: argparse.Namespace) -> ContactImport:
+    mapping: dict[str, str] = {}
+    for pair in args.map:
+        column, sep, field = pair.partition("=")
+        if not sep or not column.strip() or not field.strip():
+            raise CliError(f"map: {pair!r} is not COLUMN=FIELD")
+        mapping[column.strip()] = field.strip()
+    delimiter = {"tab": "\t", "\\t": "\t"}.get(args.delimiter or "", args.delimiter)
+    data = {
+        "group": args.group,
+        "target": args.target,
+        "country": args.country,
+        "mapping": mapping,
+        "encoding": args.encoding,
+        "delimiter": delimiter,
+    }
+    return build(ContactImport, {k: v for k, v in data.items() if v is not None})
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.contact_rows import ContactFile
+
+    job = _import_job(args)
+    if args.dry_run:
+        contact_file = ContactFile(args.file, job.options())
+        rows: list[dict[str, Any]] = []
+        for found in contact_file.rows():
+            rows.append({"row": found.number, "contact": found.contact, "error": found.error})
+            if len(rows) == DRY_RUN_ROWS:
+                break
+        result = {**contact_file.describe(), "rows": rows}
+        if args.json:
+            _print_json(result)
+        else:
+            print(f"encoding {result['encoding']}, delimiter {result['delimiter']!r}")
+            for column, field in result["mapping"].items():
+                print(f"  {column!r} → {field}")
+            for shown in rows:
+                verdict = "ok" if shown["error"] is None else f"refused: {shown['error']}"
+                print(f"  row {shown['row']}: {verdict}")
+        return 0
+    with _redis(settings) as live:
+
+        async def submit(producer: Any) -> Any:
+            sending_id = await producer.submit_import(job, args.file, args.idempotency_key)
+            if not args.wait:
+                return {"id": sending_id}
+            return await producer.wait(sending_id, timeout=args.timeout)
+
+        result = _with_producer(live, submit)
+    if args.json:
+        _print_json(result)
+    elif args.wait:
+        _print_status(result)
+    else:
+        print(result["id"])
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    async def export(producer: Any) -> None:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        async for row in producer.report(args.id, args.status):
+            writer.writerow(row)
+
+    with _redis(settings) as live:
+        _with_producer(live, export)
     return 0
 
 
@@ -280,6 +365,8 @@ def parser() -> argparse.ArgumentParser:
     send = sub.add_parser("send", help="enqueue a sending")
     kinds = send.add_subparsers(dest="channel", required=True)
     for channel in channels.all_channels():
+        if not channel.sendable:
+            continue
         p = kinds.add_parser(channel.kind, help=channel.summary)
         add_model_flags(p, channel.model)
         if channel.attachments:
@@ -289,6 +376,11 @@ def parser() -> argparse.ArgumentParser:
                 "--recipients-file",
                 metavar="FILE",
                 help="JSONL ({to, sub}) or CSV (to + sub columns), streamed: any size",
+            )
+            p.add_argument(
+                "--group",
+                metavar="NAME",
+                help="the contacts imported into this group; their fields fill {var}",
             )
         p.add_argument("--idempotency-key", help="same key, same sending: enqueued once")
         p.add_argument("--wait", action="store_true", help="wait until the sending is final")
@@ -322,6 +414,32 @@ def parser() -> argparse.ArgumentParser:
     cancel.add_argument("id")
     cancel.add_argument("--json", action="store_true")
     cancel.set_defaults(handler=cmd_cancel)
+
+    imp = sub.add_parser("import", help="import a contact CSV (one recipient per data row)")
+    imp.add_argument("file")
+    imp.add_argument(
+        "--group",
+        required=True,
+        help="messaging: the group's name (found or created); mail: the contact_type_id",
+    )
+    imp.add_argument("--target", choices=("messaging", "mail"), default="messaging")
+    imp.add_argument("--country", metavar="ISO2", help="region of national phone numbers")
+    imp.add_argument(
+        "--map", action="append", default=[], metavar="COLUMN=FIELD", help="repeatable"
+    )
+    imp.add_argument("--encoding", help="override the detected encoding (e.g. cp1252)")
+    imp.add_argument("--delimiter", help="override the sniffed delimiter (, ; tab |)")
+    imp.add_argument("--dry-run", action="store_true", help="show the mapping and first rows")
+    imp.add_argument("--idempotency-key", help="same key, same import: imported once")
+    imp.add_argument("--wait", action="store_true", help="wait until the import is final")
+    imp.add_argument("--timeout", type=float, help="with --wait: give up after N seconds")
+    imp.add_argument("--json", action="store_true", help="print one JSON object")
+    imp.set_defaults(handler=cmd_import)
+
+    report = sub.add_parser("report", help="a sending's recipients as CSV (formula-safe)")
+    report.add_argument("id")
+    report.add_argument("--status", help="only recipients in this state (e.g. rejected)")
+    report.set_defaults(handler=cmd_report)
 
     results = sub.add_parser("results", help="export a sending's results as JSONL")
     results.add_argument("id")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,7 @@ from rich.table import Table
 from bulksend.redis_server import redis_for
 from bulksend.stack import SandboxProcess, start_workers
 from jobs.base import SendJob
+from jobs.contacts import ContactImport
 from jobs.email import Attachment, Email
 from jobs.landing import Landing
 from jobs.producer import Producer, normalize_recipient
@@ -33,6 +36,8 @@ from jobs.whatsapp import WhatsApp
 
 INVALID_NUMBERS = ["12", "abc", "34", "+", "0034666"]
 FIRST_NAMES = ["ana", "luis", "marta", "joão", "chloé", "sven", "amira", "kenji", "zoë", "omar"]
+
+CONTACT_ROWS = 200  # good rows of the demo's contact import
 
 
 def _with_invalid(good: list[str], bad: list[str]) -> list[str]:
@@ -83,14 +88,39 @@ def demo_jobs(n_sms: int) -> list[SendJob]:
     ]  # fmt: skip
 
 
+# Contact rows the demo's import refuses: an impossible phone, no contact at all,
+# a duplicate of the first row, an invalid email.
+BAD_CONTACTS = [
+    "Bad,Phone,12,,ES,gold",
+    "No,Contact,,,ES,",
+    "Again,Twice,600000000,,ES,",
+    "Bad,Mail,,someone@nowhere,ES,",
+]
+
+
+def demo_contacts(path: Path, good: int) -> int:
+    """A contacts CSV as a CRM exports it, with a few bad rows; returns its data rows."""
+    lines = ["First name,Last name,Mobile,E-mail,Country,Plan"]
+    lines += [
+        f"{FIRST_NAMES[i % len(FIRST_NAMES)]},Demo{i},6{i:08d},c{i}@example.com,ES,gold"
+        for i in range(good)
+    ]
+    for k, row in enumerate(BAD_CONTACTS):
+        lines.insert((k + 1) * good // (len(BAD_CONTACTS) + 1) + k + 1, row)
+    path.write_text("\n".join(lines) + "\n")
+    return len(lines) - 1
+
+
 async def _submit_and_follow(
-    settings: Settings, jobs: list[SendJob], console: Console
+    settings: Settings, jobs: list[SendJob], contacts: Path, console: Console
 ) -> list[dict[str, Any]]:
     producer = await Producer.connect(settings)
     try:
         ids = [await producer.submit(job) for job in jobs]
-        total = sum(len(job.recipients()) for job in jobs)
-        console.print(f"{len(ids)} sendings, {total} recipients queued")
+        imported = ContactImport(group="demo customers")
+        ids.append(await producer.submit_import(imported, contacts))
+        total = sum(len(job.recipients()) for job in jobs) + CONTACT_ROWS + len(BAD_CONTACTS)
+        console.print(f"{len(ids)} sendings (one a contact import), {total} recipients queued")
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -135,11 +165,26 @@ def run_demo(settings: Settings, *, recipients: int = 10_000, workers: int = 2) 
                 live = settings.model_copy(update={"redis_url": redis_url, "queue_name": queue})
                 started = time.monotonic()
                 jobs = demo_jobs(recipients)
-                statuses = asyncio.run(_submit_and_follow(live, jobs, console))
+                with tempfile.TemporaryDirectory() as folder:
+                    contacts = Path(folder) / "crm-export.csv"
+                    demo_contacts(contacts, CONTACT_ROWS)
+                    statuses = asyncio.run(_submit_and_follow(live, jobs, contacts, console))
                 elapsed = time.monotonic() - started
                 stats = httpx.get(f"{sandbox.url}/_sandbox/stats").json()
     expected = {job.kind: len(job.recipients()) - _invalid(job) for job in jobs}
+    expected["contacts"] = CONTACT_ROWS
     return _report(console, statuses, stats, elapsed, expected)
+
+
+def _seen(stats: dict[str, Any], kind: str) -> dict[str, int]:
+    """What the sandbox took of a kind: recipients accepted, and how many twice."""
+    if kind == "contacts":  # the sandbox's contacts database, not a sending channel
+        created = stats.get("contacts", {})
+        return {
+            "recipients": created.get("created", 0),
+            "duplicates": created.get("created_twice", 0),
+        }
+    return dict(stats["channels"].get(kind, {}))
 
 
 def _invalid(job: SendJob) -> int:
@@ -165,7 +210,7 @@ def _report(
     ok = True
     for status in statuses:
         counts = status["counts"]
-        seen = stats["channels"].get(status["kind"], {})
+        seen = _seen(stats, status["kind"])
         table.add_row(
             status["kind"],
             *(str(counts[name]) for name in count_names),

@@ -8,7 +8,7 @@ show it, while Python code reads snake_case attributes.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel, to_snake
@@ -126,7 +126,10 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def build(model: type[SendJob], data: dict[str, Any]) -> SendJob:
+J = TypeVar("J", bound="SendJob")
+
+
+def build(model: type[J], data: dict[str, Any]) -> J:
     """Validate ``data`` into ``model`` or raise InvalidJob with a one-line reason."""
     try:
         return model.model_validate(data)

@@ -13,7 +13,7 @@ responses), parsed once in ``worker.provider``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,16 @@ __all__ = ["Channel", "all_channels", "get", "register"]
 
 Normalize = Callable[[str], str | None]
 Shape = Callable[[dict[str, Any], list[Entry]], dict[str, Any]]
+ResultsOf = Callable[[Any], list[dict[str, Any]] | None]
+# Before a sending's first call: resolve what its calls need from the provider
+# (an import's group id), once per sending; gets a JSON API and the payload.
+Prepare = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def result_list(body: Any) -> list[dict[str, Any]] | None:
+    """The 202/207 answer of every sending channel: ``{"result": [{to, accepted, id, …}]}``."""
+    result = body.get("result") if isinstance(body, dict) else None
+    return result if isinstance(result, list) else None
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,11 @@ class Channel:
     max_parts: int | None = None  # SMS parts the provider allows; None: not an SMS channel
     recipients_file: bool = True  # may its recipients come from a file (``--recipients-file``)
     attachments: bool = False  # does it take files (``--attach``)
+    batch: bool = True  # may calls of different jobs be merged (micro-batching)
+    results_of: ResultsOf = result_list  # a 2xx body → its per-recipient results
+    prepare: Prepare | None = None
+    sendable: bool = True  # offered by ``bulksend send`` (an import has its own command)
+    contact_field: str = "phone"  # an imported contact's address here (``send --group``)
 
     @property
     def kind(self) -> str:
@@ -74,6 +89,7 @@ def all_channels() -> list[Channel]:
 
 def _load_builtin() -> None:
     """The built-in channels register when their modules are imported."""
+    import jobs.contacts
     import jobs.email
     import jobs.landing
     import jobs.sms

@@ -518,8 +518,9 @@ class ContactFile:
         needed = CONTACT_COLUMNS[options.target]
         if not any(field in needed for field in self.mapping.values()):
             found = ", ".join(repr(column) for column in self.header)
+            wanted = " or ".join((", ".join(needed[:-1]), needed[-1])).removeprefix(" or ")
             raise InvalidJob(
-                f"file: no contact column: the header needs {' or '.join(needed)} "
+                f"file: no contact column: the header needs an {wanted} column "
                 f"(found {found}); name one with --map COLUMN=FIELD"
             )
 
@@ -532,6 +533,8 @@ class ContactFile:
                 if sample.startswith(signature):
                     raise InvalidJob(f"file: {name} looks like {what}, not a CSV text file")
             encoding = _detect_encoding(sample, complete)
+            if encoding != "utf-16" and b"\x00" in sample:
+                raise InvalidJob(f"file: {name} {_not_text(sample)}")
             if encoding == "cp1252":
                 try:
                     sample.decode("cp1252")

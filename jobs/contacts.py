@@ -1,23 +1,46 @@
-"""The contact CSV import: ``POST contacts/upload-csv`` ("Upload CSV" in mail-api-4-contacts.txt).
+"""The contact import: a sending of kind ``contacts`` whose recipients are a CSV's data rows.
 
-The mail API takes two form fields, both required: ``contact_type_id`` (an
-integer from the contact type endpoint) and ``file`` ("only csv extension
-allow"). The doc says nothing about the columns, the encoding or a size limit,
-so those are left to the provider; this model checks what the doc does say and
-that the file is there and not empty.
+It travels the path of every sending (producer → Redis → worker → provider →
+a record per row), so status, results, cancel, the sweeper and the reports work
+for it unchanged. Two targets:
+
+* ``messaging`` (messaging-api.txt → Databases): the group is found by name or
+  created (``/api/rest/groups``) once per import, then each row is one
+  ``POST /api/rest/contacts`` with ``groupsIds`` — calls are never merged, run
+  concurrently within the account's rate limit, and go through the same error
+  policy: a 422 rejects that row with the provider's description.
+* ``mail`` (mail-api-4-contacts.txt → Upload CSV): the valid rows are rewritten
+  in the mail API's columns as CSV files of at most
+  ``BULKSEND_IMPORT_UPLOAD_MAX_BYTES`` each, one ``POST contacts/upload-csv`` per
+  file, with ``contact_type_id``; each upload is a call like any other, so an
+  accepted upload is recorded and never sent again.
+
+A chunk's entries carry each row's number, cells (as they were in the file,
+for the report) and contact (in the target's field names).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-from os import PathLike
-from pathlib import Path
-from typing import Annotated, Any, ClassVar, Self
+import csv
+import io
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Literal, Protocol, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from jobs.base import InvalidJob, describe
+from jobs.base import SendJob
+from jobs.channels import Channel, register
+from jobs.chunks import Entry
+from jobs.contact_rows import MAIL_FIELDS, TARGETS, ImportOptions
+from jobs.planning import Call, Plan
+from jobs.templating import TextRules
+
+__all__ = ["ContactImport", "neutralise_cell"]
+
+GROUPS = "/api/rest/groups"
+CONTACTS = "/api/rest/contacts"
+UPLOAD = "contacts/upload-csv"
+DEFAULT_UPLOAD_BYTES = 2 * 1024 * 1024
 
 # Characters that make a spreadsheet read a cell as a formula: = + - @ (OWASP
 # "CSV Injection"), plus tab and carriage return, which some spreadsheets strip
@@ -36,106 +59,162 @@ def neutralise_cell(value: str) -> str:
     return f"'{value}" if value.startswith(_FORMULA_START) else value
 
 
-def _csv_name(name: str) -> str:
-    if "/" in name or "\\" in name or not name.strip():
-        raise ValueError(f"file: {name!r} must be a file name, not a path")
-    if not name.lower().endswith(".csv"):
-        raise ValueError(f"file: {name!r} must have the .csv extension (only csv is allowed)")
-    return name
+class ContactImport(SendJob):
+    """What to import and where; the rows come from the file given to ``submit_import``."""
 
+    kind: ClassVar[str] = "contacts"
 
-class ContactImport(BaseModel):
-    """One CSV upload of contacts into a contact type (list).
+    group: str = Field(min_length=1, description="group name (messaging) or contact_type_id (mail)")
+    target: Literal["messaging", "mail"] = "messaging"
+    country: str | None = Field(None, description="ISO 3166 alpha-2 region for national numbers")
+    mapping: dict[str, str] = Field(default_factory=dict, description="COLUMN → FIELD overrides")
+    encoding: str | None = None
+    delimiter: str | None = None
+    filename: str = "contacts.csv"
+    header: list[str] = Field(default_factory=list, description="the file's header, for reports")
+    upload_max_bytes: int = Field(DEFAULT_UPLOAD_BYTES, ge=1024)
 
-    The file is given either as ``path`` (read when the import runs, so it must
-    be reachable from the worker) or as ``content``, base64-encoded like email
-    attachments so that the job survives the JSON round trip through Redis.
-    ``filename`` is the name the file is uploaded under; it defaults to the
-    base name of ``path``.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: ClassVar[str] = "contacts-import"
-    endpoint: ClassVar[str] = "contacts/upload-csv"
-
-    contact_type_id: Annotated[int, Field(ge=1)]
-    path: Path | None = None
-    content: str | None = None
-    filename: str | None = None
-
-    @field_validator("path")
+    @field_validator("group")
     @classmethod
-    def _absolute(cls, value: Path | None) -> Path | None:
-        # Relative to the producer's directory, not to wherever the worker runs.
-        return None if value is None else value.expanduser().resolve()
+    def _group_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
 
-    @field_validator("content")
+    @field_validator("country")
     @classmethod
-    def _base64_not_empty(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            data = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("is not valid base64 (no line breaks or other characters)") from None
-        if not data:
-            raise ValueError("the CSV file is empty")
-        return value
+    def _iso2(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 2 or not value.isalpha()):
+            raise ValueError(f"{value!r} is not a two-letter ISO country code")
+        return value.upper() if value else value
 
     @model_validator(mode="after")
-    def _one_file(self) -> Self:
-        if (self.path is None) == (self.content is None):
-            raise ValueError("file: give exactly one of path or content (the file is required)")
-        if self.path is not None:
-            _csv_name(self.filename or self.path.name)
-            if not self.path.is_file():
-                raise ValueError(f"path: {str(self.path)!r} is not a readable file")
-            if self.path.stat().st_size == 0:
-                raise ValueError(f"path: {str(self.path)!r} is empty")
-        else:
-            if self.filename is None:
-                raise ValueError("filename: required with content (the upload needs a name)")
-            _csv_name(self.filename)
+    def _mail_group_is_a_contact_type(self) -> Self:
+        if self.target == "mail" and not (self.group.isdigit() and int(self.group) >= 1):
+            raise ValueError(
+                "group: with --target mail it is the mail API's numeric contact_type_id "
+                "(that API has no groups by name)"
+            )
         return self
 
-    @property
-    def upload_name(self) -> str:
-        """The name the file is uploaded under."""
-        if self.filename is not None:
-            return self.filename
-        assert self.path is not None  # guaranteed by _one_file
-        return self.path.name
-
-    def read(self) -> bytes:
-        """The CSV file's bytes, from ``content`` or from ``path``."""
-        if self.content is not None:
-            return base64.b64decode(self.content)
-        assert self.path is not None  # guaranteed by _one_file
-        return self.path.read_bytes()
-
-    def form_fields(self) -> dict[str, str]:
-        """The non-file form fields of the upload request."""
-        return {"contact_type_id": str(self.contact_type_id)}
-
-    @classmethod
-    def from_bytes(cls, filename: str, data: bytes, contact_type_id: int) -> ContactImport:
-        return cls.model_validate(
-            {
-                "contact_type_id": contact_type_id,
-                "filename": filename,
-                "content": base64.b64encode(data).decode("ascii"),
-            }
+    def options(self) -> ImportOptions:
+        return ImportOptions(
+            target=self.target,
+            country=self.country,
+            mapping=tuple(self.mapping.items()),
+            encoding=self.encoding,
+            delimiter=self.delimiter,
         )
 
-    @classmethod
-    def from_path(cls, path: str | PathLike[str], contact_type_id: int) -> ContactImport:
-        return cls.model_validate({"contact_type_id": contact_type_id, "path": Path(path)})
+    def recipients(self) -> list[str]:
+        raise TypeError("an import's recipients are its file's rows: use Producer.submit_import")
 
 
-def build_import(data: dict[str, Any]) -> ContactImport:
-    """Like ``jobs.base.build`` for the import, which is not a SendJob."""
-    try:
-        return ContactImport.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidJob(f"invalid {ContactImport.kind} job: {describe(exc)}") from None
+assert TARGETS == ("messaging", "mail")
+
+
+# --- how rows become calls -------------------------------------------------------
+
+
+def plan_contacts(
+    channel: Channel, payload: dict[str, Any], entries: list[Entry], rules: TextRules
+) -> Plan:
+    if payload.get("target") == "mail":
+        return _plan_uploads(channel, payload, entries), []
+    base = {"groupsIds": [payload["groupId"]]}
+    return [Call(channel.kind, base, [entry]) for entry in entries], []
+
+
+def _plan_uploads(channel: Channel, payload: dict[str, Any], entries: list[Entry]) -> list[Call]:
+    """Uploads of at most ``upload_max_bytes`` of CSV each (the header counted in each)."""
+    limit = int(payload.get("uploadMaxBytes") or DEFAULT_UPLOAD_BYTES)
+    body = {"contact_type_id": payload["group"]}
+    calls: list[Call] = []
+    size = 0
+    for entry in entries:
+        row = len(_csv_lines([entry])) + 1
+        if not calls or size + row > limit:
+            calls.append(Call(channel.kind, body, endpoint=UPLOAD, api="mail"))
+            size = len(_csv_lines([]))
+        calls[-1].entries.append(entry)
+        size += row
+    return calls
+
+
+def _csv_lines(entries: list[Entry]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if not entries:
+        writer.writerow(MAIL_FIELDS)
+    for entry in entries:
+        contact = entry.extras["contact"]
+        writer.writerow([contact.get(field) or "" for field in MAIL_FIELDS])
+    return buffer.getvalue().encode()
+
+
+def shape_contact(body: dict[str, Any], entries: list[Entry]) -> dict[str, Any]:
+    """One contact a call (messaging), or one CSV upload of many rows (mail)."""
+    if "contact_type_id" in body:
+        content = _csv_lines([]) + _csv_lines(entries)
+        first = entries[0].extras.get("row", 0)
+        return {**body, "file": (f"contacts-{first}.csv", content)}
+    [entry] = entries
+    return {**body, **entry.extras["contact"]}
+
+
+def contact_results(body: Any) -> list[dict[str, Any]] | None:
+    """messaging-api.txt → POST /api/rest/contacts → "Response (HTTP 201)": ``data.id``."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, dict) and data.get("id") is not None:
+        return [{"accepted": True, "id": str(data["id"])}]
+    return None
+
+
+# --- the group, found or created once per import ------------------------------------
+
+
+class Api(Protocol):
+    """What preparing an import needs of the messaging API: JSON in, JSON out."""
+
+    async def get_json(self, path: str, params: dict[str, Any]) -> Any: ...
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> Any: ...
+
+
+async def find_or_create_group(api: Api, payload: dict[str, Any]) -> dict[str, Any]:
+    """messaging-api.txt → Databases → Groups: list them (paginated) to find the name,
+    else create it; the import's calls then carry its id."""
+    if payload.get("target") == "mail":
+        return payload
+    name = payload["group"]
+    page = 1
+    while True:
+        listing = await api.get_json(GROUPS, {"limit": 1000, "page": page})
+        for group in listing.get("data") or []:
+            if group.get("name") == name:
+                return {**payload, "groupId": group["id"]}
+        pagination = (listing.get("meta") or {}).get("pagination") or {}
+        if page >= int(pagination.get("total_pages") or 1):
+            break
+        page += 1
+    created = await api.post_json(GROUPS, {"name": name})
+    return {**payload, "groupId": created["data"]["id"]}
+
+
+Prepare = Callable[[Api, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+CHANNEL = register(
+    Channel(
+        ContactImport,
+        CONTACTS,
+        "contact CSV import (POST /api/rest/contacts, or the mail API's upload-csv)",
+        normalize=lambda raw: raw,
+        shape=shape_contact,
+        planner=plan_contacts,
+        batch=False,
+        results_of=contact_results,
+        prepare=find_or_create_group,
+        recipients_file=False,
+        sendable=False,
+    )
+)

@@ -279,5 +279,6 @@ CHANNEL = register(
         "email with attachments (POST /api/rest/mailing)",
         normalize=normalize_email,
         attachments=True,
+        contact_field="email",
     )
 )

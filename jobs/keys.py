@@ -7,11 +7,13 @@ Per sending:
 ``bs:results:{id}``      hash  recipient index → result record (JSON)
 ``bs:chunks:{id}``       hash  chunk name → its entries ``[[index, to, extras], …]``
 ``bs:fails:{id}:{chunk}`` str  runs of that chunk that ended in an error
+``bs:prepare:{id}``      str   the lock of the run preparing its calls (an import's group)
 
 Across sendings:
 
 ``bs:sendings``          zset  sending ids by creation time, for listings
 ``bs:active``            set   sendings not yet done: what the sweeper looks at
+``bs:group:{name}``      set   the imports into that messaging group (``send --group``)
 ``bs:sweep``             str   the sweeper's lock (one worker sweeps at a time)
 
 Per provider account (``user@host``) and stop scope (``*`` or a channel):
@@ -52,6 +54,16 @@ def results(sending_id: str) -> str:
 
 def chunks(sending_id: str) -> str:
     return f"bs:chunks:{sending_id}"
+
+
+def prepare_lock(sending_id: str) -> str:
+    """Held by the one run that prepares a sending's calls (an import's group)."""
+    return f"bs:prepare:{sending_id}"
+
+
+def group_imports(group: str) -> str:
+    """The imports into a messaging group, for ``send --group``."""
+    return f"bs:group:{group}"
 
 
 def chunk_fails(sending_id: str, chunk: str) -> str:

@@ -35,6 +35,8 @@ class Call:
     entries: list[Entry] = field(default_factory=list)
     encoding: str | None = None
     parts: int | None = None
+    endpoint: str | None = None  # None: the channel's own
+    api: str = "messaging"  # which of the provider's APIs takes it: "messaging" or "mail"
 
     def request_body(self) -> dict[str, Any]:
         from jobs import channels

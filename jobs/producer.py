@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -26,10 +26,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from jobs import channels, chunks, codec, recipients_file
+from jobs import channels, chunks, codec, keys, recipients_file
 from jobs.accounts import account_id, read_stops
 from jobs.base import InvalidJob, SendJob
 from jobs.chunks import CHUNK_FUNCTION, Entry
+from jobs.contact_rows import ContactFile
+from jobs.contacts import ContactImport, neutralise_cell
 from jobs.errors import ConfigurationError, SendingNotFound
 from jobs.results import Record, ResultStore, digest, now_iso, successor
 from jobs.settings import Settings, get_settings
@@ -50,6 +52,48 @@ def sending_id_for(idempotency_key: str) -> str:
 def normalize_recipient(kind: str, raw: str) -> str | None:
     """The recipient as the provider wants it, or None when the provider would say 102."""
     return channels.get(kind).normalize(raw)
+
+
+# One recipient as submitted: its index, its first record, and its chunk entry (None
+# when there is nothing to send and nothing to report).
+Item = tuple[int, Record, Entry | None]
+
+
+def _recipients(kind: str, rows: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[Item]:
+    for index, (raw, extras) in enumerate(rows):
+        normalized = normalize_recipient(kind, raw)
+        if normalized is None:
+            yield (
+                index,
+                Record(to=raw, status="rejected", code=102, description=NO_VALID_RECIPIENT),
+                None,
+            )
+        else:
+            yield index, Record(to=raw, status="queued"), Entry(index, normalized, extras)
+
+
+def _variables(contact: dict[str, Any]) -> dict[str, Any]:
+    """A contact's fields as ``{var}`` values: its own names, and custom fields by key."""
+    values = {k: v for k, v in contact.items() if isinstance(v, str | int | float) and v != ""}
+    for custom in contact.get("customFields") or []:
+        values[custom["key"]] = custom["value"]
+    for key, value in (contact.get("custom_field") or {}).items():
+        values[key] = value
+    return values
+
+
+def _contact_rows(contact_file: ContactFile) -> Iterator[Item]:
+    """An import's rows: each with its number, cells (for the report) and contact."""
+    for index, row in enumerate(contact_file.rows()):
+        to = row.key or f"row {row.number}"
+        extras = {"row": row.number, "cells": row.cells, "contact": row.contact}
+        if row.contact is None:
+            record = Record(
+                to=to, status="rejected", row=row.number, code=422, description=row.error
+            )
+        else:
+            record = Record(to=to, status="queued", row=row.number)
+        yield index, record, Entry(index, to, extras)
 
 
 class Producer:
@@ -102,10 +146,11 @@ class Producer:
         full = job.model_dump(by_alias=True, mode="json", exclude_none=True)
         recipients = job.recipients()
 
-        def rows() -> Iterable[tuple[str, dict[str, Any]]]:
-            return ((recipients[i], job.recipient_extras(i)) for i in range(len(recipients)))
+        def items() -> Iterable[Item]:
+            rows = ((recipients[i], job.recipient_extras(i)) for i in range(len(recipients)))
+            return _recipients(job.kind, rows)
 
-        return await self._submit(job, digest(full), rows, idempotency_key)
+        return await self._submit(job, digest(full), items, idempotency_key)
 
     async def submit_file(
         self, job: SendJob, path: str | Path, idempotency_key: str | None = None
@@ -133,14 +178,42 @@ class Producer:
         fields = job.model_dump(by_alias=True, mode="json", exclude_none=True, exclude={"to"})
         content = digest({"job": fields, "file": summary.sha256})
         return await self._submit(
-            job, content, partial(recipients_file.rows, path), idempotency_key
+            job, content, lambda: _recipients(job.kind, recipients_file.rows(path)), idempotency_key
         )
+
+    async def submit_import(
+        self, job: ContactImport, path: str | Path, idempotency_key: str | None = None
+    ) -> str:
+        """Import a contact CSV: one recipient per data row, streamed at flat memory.
+
+        File-level problems (unreadable, empty, binary, no contact column, a bad
+        ``--map``, no data rows) raise ``InvalidJob`` before anything is queued; a
+        bad row is recorded ``rejected`` with its reason and the rest go on.
+        """
+        contact_file = ContactFile(path, job.options())
+        if next(iter(contact_file.rows()), None) is None:
+            raise InvalidJob("file: no data rows (only a header)", field="file")
+        job = job.model_copy(
+            update={
+                "header": contact_file.header,
+                "filename": Path(path).name,
+                "upload_max_bytes": self.settings.import_upload_max_bytes,
+            }
+        )
+        fields = job.model_dump(mode="json", exclude={"upload_max_bytes"})
+        content = digest({"job": fields, "file": recipients_file.sha256_of(path)})
+        sending_id = await self._submit(
+            job, content, lambda: _contact_rows(contact_file), idempotency_key
+        )
+        if job.target == "messaging":
+            await self.store.redis.sadd(keys.group_imports(job.group), sending_id)
+        return sending_id
 
     async def _submit(
         self,
         job: SendJob,
         content_digest: str,
-        rows: Callable[[], Iterable[tuple[str, dict[str, Any]]]],
+        items: Callable[[], Iterable[Item]],
         idempotency_key: str | None,
     ) -> str:
         sending_id = sending_id_for(idempotency_key or uuid.uuid4().hex)
@@ -151,7 +224,7 @@ class Producer:
             reraise=True,
         ):
             with attempt:
-                await self._submit_once(sending_id, job, content_digest, rows())
+                await self._submit_once(sending_id, job, content_digest, items())
         return sending_id
 
     async def _submit_once(
@@ -159,7 +232,7 @@ class Producer:
         sending_id: str,
         job: SendJob,
         content_digest: str,
-        rows: Iterable[tuple[str, dict[str, Any]]],
+        items: Iterable[Item],
     ) -> None:
         spec = {
             "kind": job.kind,
@@ -168,27 +241,19 @@ class Producer:
             "created_at": now_iso(),
         }
         await self.store.create_sending(sending_id, job.kind, spec, content_digest)
-        count = 0
+        jobs, n = 0, 0
         batch: list[tuple[int, Record]] = []
         entries: list[Entry] = []
-        for index, (raw, extras) in enumerate(rows):
-            normalized = normalize_recipient(job.kind, raw)
-            if normalized is None:
-                batch.append(
-                    (
-                        index,
-                        Record(to=raw, status="rejected", code=102, description=NO_VALID_RECIPIENT),
-                    )
-                )
-            else:
-                batch.append((index, {"to": raw, "status": "queued"}))
-                entries.append(Entry(index, normalized, extras))
+        for index, record, entry in items:
+            batch.append((index, record))
+            if entry is not None:
+                entries.append(entry)
             if len(batch) == self.settings.chunk_size:
-                count += await self._enqueue(sending_id, str(count), batch, entries)
-                batch, entries = [], []
+                jobs += await self._enqueue(sending_id, str(n), batch, entries)
+                batch, entries, n = [], [], n + 1
         if batch:
-            count += await self._enqueue(sending_id, str(count), batch, entries)
-        await self.store.open(sending_id, count)
+            jobs += await self._enqueue(sending_id, str(n), batch, entries)
+        await self.store.open(sending_id, jobs)
 
     @property
     def _job_expires_s(self) -> float:
@@ -203,6 +268,8 @@ class Producer:
         if not entries:
             return 0
         await chunks.save(self.redis, sending_id, chunk, entries)
+        if all(record["status"] != "queued" for _, record in records):
+            return 0  # kept for the report (an import's refused rows), nothing to send
         await chunks.enqueue(self.redis, sending_id, chunk, expires_s=self._job_expires_s)
         return 1
 
@@ -245,6 +312,98 @@ class Producer:
                 moved += await self.store.reopen_unknown(sending_id, reopened)
                 await chunks.enqueue(self.redis, sending_id, chunk, expires_s=self._job_expires_s)
         return moved
+
+    async def submit_group(
+        self, job: SendJob, group: str, idempotency_key: str | None = None
+    ) -> str:
+        """Send ``job`` to the contacts imported here into messaging ``group``.
+
+        ``job``'s own recipients are ignored; each contact's fields (name,
+        surname, email, phone, externalId and custom fields) fill its ``{var}``.
+        A contact without an address for this channel is left out, and one
+        address imported twice is sent once.
+        """
+        self._check(job, replace(self.text_rules, allow_unknown=True))
+        imports = sorted(
+            m.decode() for m in await self.store.redis.smembers(keys.group_imports(group))
+        )
+        if not imports:
+            raise InvalidJob(f"group: no import into a group {group!r}", field="group")
+        members = [m async for m in self.group_members(imports, job.kind)]
+        if not members:
+            raise InvalidJob(f"group: {group!r} has no contact reachable by {job.kind}")
+        fields = job.model_dump(by_alias=True, mode="json", exclude_none=True, exclude={"to"})
+        content = digest({"job": fields, "group": group, "members": members})
+
+        def items() -> Iterable[Item]:
+            return _recipients(job.kind, ((to, {"sub": sub}) for to, sub in members))
+
+        return await self._submit(job, content, items, idempotency_key)
+
+    async def group_stand_in(self, group: str, kind: str) -> str | None:
+        """One member's address (for validating a group sending's model), or None."""
+        found = await self.store.redis.smembers(keys.group_imports(group))
+        async for address, _ in self.group_members(sorted(m.decode() for m in found), kind):
+            return address
+        return None
+
+    async def group_members(
+        self, imports: list[str], kind: str
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(address, variables) of each contact the imports created, once per address."""
+        address_field = channels.get(kind).contact_field
+        seen: set[str] = set()
+        for import_id in imports:
+            async for _, entries in self.store.chunk_entries(import_id):
+                current = await self.store.load(import_id, [e.index for e in entries])
+                for entry in entries:
+                    contact = entry.extras.get("contact") or {}
+                    address = contact.get(address_field)
+                    record = current.get(entry.index)
+                    if not address or address in seen or not record:
+                        continue
+                    if record["status"] != "accepted":
+                        continue
+                    seen.add(address)
+                    yield address, _variables(contact)
+
+    async def report(self, sending_id: str, status: str | None = None) -> AsyncIterator[list[str]]:
+        """CSV rows of a sending's recipients (``status``: only those), formula-neutralised.
+
+        An import's report has its file's columns as they were, plus ``row`` and
+        ``reason``: the rejected rows, fixed, can be imported again.
+        """
+        meta = await self.store.status(sending_id)
+        if meta is None:
+            raise SendingNotFound(sending_id)
+        spec = await self.store.spec(sending_id) or {}
+        header: list[str] = list(spec.get("payload", {}).get("header") or [])
+        if meta["kind"] == "contacts":
+            yield [*header, "row", "reason"]
+        else:
+            yield ["index", "to", "status", "code", "description", "id", "parts", "attempts"]
+        async for _, entries in self.store.chunk_entries(sending_id):
+            current = await self.store.load(sending_id, [e.index for e in entries])
+            for entry in entries:
+                record = current.get(entry.index)
+                if record is None or (status is not None and record["status"] != status):
+                    continue
+                if meta["kind"] == "contacts":
+                    cells = entry.extras.get("cells") or {}
+                    reason = record.get("description") or record["status"]
+                    row = [*(cells.get(name, "") for name in header), str(entry.extras["row"])]
+                    cells_out = [*row, str(reason)]
+                else:
+                    cells_out = [
+                        str(entry.index),
+                        record["to"],
+                        record["status"],
+                        *(
+                            "" if record.get(k) is None else str(record.get(k))
+                            for k in ("code", "description", "id", "parts", "attempts")
+                        ),
+                    ]
+                yield [neutralise_cell(cell) for cell in cells_out]
 
     async def cancel(self, sending_id: str) -> dict[str, Any]:
         """Recipients not yet sent are recorded ``cancelled`` and never sent; calls on the

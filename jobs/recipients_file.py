@@ -97,13 +97,10 @@ def scan(
     check: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> FileSummary:
     """Validate the whole file in constant memory; ``check(to, extras)`` may raise."""
-    digest = hashlib.sha256()
     count = 0
     first_valid: str | None = None
     try:
-        with Path(path).open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        file_digest = sha256_of(path)
         for to, extras in rows(path):
             count += 1
             if first_valid is None and normalize(to):
@@ -119,4 +116,13 @@ def scan(
         raise InvalidJob(f"recipients-file: {path}: {exc}") from None
     if count == 0:
         raise InvalidJob(f"recipients-file: {path}: no recipients")
-    return FileSummary(count, digest.hexdigest(), first_valid)
+    return FileSummary(count, file_digest, first_valid)
+
+
+def sha256_of(path: str | Path) -> str:
+    """The file's digest, read in blocks: what makes a resubmission the same sending."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -66,10 +66,11 @@ class Record(TypedDict, total=False):
     encoding: str
     scheduled_at: str
     last_error: dict[str, Any]
+    row: int  # an import's: the row a spreadsheet shows
 
 
 # What a recipient's new record carries over from the one it replaces.
-CARRIED = ("to", "queued_at", "attempts", "ambiguous")
+CARRIED = ("to", "row", "queued_at", "attempts", "ambiguous")
 
 # How a move says what it expects to find (the CAS condition), see _LUA_MOVE.
 EXPECT_QUEUED = "q"

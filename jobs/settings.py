@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         20, gt=0, description="Largest total of one email's attachments, MiB"
     )
 
+    # --- contact imports ------------------------------------------------------
+    import_upload_max_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Largest CSV file of one upload to the mail API (--target mail)",
+    )
+
     # --- producer -----------------------------------------------------------
     chunk_size: int = Field(1000, ge=1, le=10_000, description="Recipients per chunk job")
 

@@ -8,10 +8,22 @@ Provider API (``messaging-api.txt``)::
     POST /api/rest/voiceAudio   sandbox.voice_audio
     POST /api/rest/landingsms   sandbox.landing
     POST /api/rest/whatsapp     sandbox.whatsapp
+    GET, POST /api/rest/contacts, GET, PUT, DELETE /api/rest/contacts/<ID>,
+    GET, POST /api/rest/groups, GET, PUT, DELETE /api/rest/groups/<ID>
+                                sandbox.contacts ("Databases")
     *    /api/...             anything else: 404 {"error": {"code": 404, ...}}
                               (405 for a known path with the wrong method, with
-                              ``Allow: POST``); both bare, in plain text, under
-                              the faults' ``bare_unrouted``
+                              its ``Allow``, ``POST`` for a channel); both bare, in
+                              plain text, under the faults' ``bare_unrouted``
+
+Mail marketing API (``mail-api-4-contacts.txt``), under ``/mail/api/`` so that the
+sandbox's URL plus that is a ``BULKSEND_MAIL_API_URL``::
+
+    POST /mail/api/contacts/upload-csv   sandbox.mail_contacts
+    GET  /mail/api/contacts/list         sandbox.mail_contacts
+    *    /mail/api/...        anything else: 404 / 405 in that API's shape,
+                              ``{"status": "failed", "errors": "Not Found"}``
+
     *    anything else        Starlette's bare 404 "Not Found" (not counted)
 
 Inspection (a contract tests and benchmarks rely on: README → "Sandbox")::
@@ -23,7 +35,9 @@ Inspection (a contract tests and benchmarks rely on: README → "Sandbox")::
     POST /_sandbox/faults                        replace it ({} clears; reset clears too)
 
 Channel names (stats keys, ``channel=``): sms, email, voice, voice-audio,
-landing, whatsapp. What several channels check lives in ``sandbox.common``.
+landing, whatsapp. What several channels check lives in ``sandbox.common``. The
+contacts databases' routes are counted and given faults the same way, under the
+names contacts, groups and mail-contacts (see ``sandbox.state`` for when they show).
 
 A request to a channel goes through, outermost first:
 
@@ -39,10 +53,15 @@ A request to a channel goes through, outermost first:
 
 Adding a channel is one module with ``NAME``, ``PATH`` and ``handle`` and one
 entry in ``CHANNELS``.
+
+The databases' routes go through the same steps, with their own: the contacts and
+groups routes read a JSON object only for POST and PUT, and the mail API's check its
+``PublicKey`` / ``SecretKey`` headers instead of Basic auth and read a form.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -52,33 +71,51 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from jobs.settings import Settings, get_settings
-from sandbox import landing, mailing, sms, voice, voice_audio, whatsapp
+from sandbox import contacts, landing, mail_contacts, mailing, sms, voice, voice_audio, whatsapp
+from sandbox.contacts import Call, ContactBook
 from sandbox.errors import METHOD_NOT_ALLOWED, NOT_FOUND, ApiError
 from sandbox.faults import Faults
+from sandbox.mail_contacts import MailBook, MailFailure
 from sandbox.state import MAX_MESSAGES, SandboxState
 
 Handler = Callable[[Request], Awaitable[Response]]
 ChannelHandle = Callable[[dict[str, Any], SandboxState], tuple[int, dict[str, Any]]]
+DatabaseHandle = Callable[[Call, ContactBook], tuple[int, dict[str, Any] | None]]
 
 
 @dataclass(frozen=True, slots=True)
-class Channel:
-    name: str  # key under "channels" in /_sandbox/stats
-    path: str  # the API route
+class Resource:
+    """Routes counted, and given faults, under one name."""
+
+    name: str  # key under "channels" in /_sandbox/stats, a name for the faults' "channels"
+    path: str  # the API route (of a collection: its items are path/<ID>)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel(Resource):
     handle: ChannelHandle
 
 
-Layer = Callable[[Channel, Handler], Handler]
+Layer = Callable[[Resource, Handler], Handler]
 
 CHANNELS: tuple[Channel, ...] = tuple(
     Channel(module.NAME, module.PATH, module.handle)
     for module in (sms, mailing, voice, voice_audio, landing, whatsapp)
 )
+
+# The contacts databases of messaging-api.txt: (resource, its handle).
+DATABASES: tuple[tuple[Resource, DatabaseHandle], ...] = (
+    (Resource(contacts.CONTACTS, contacts.CONTACTS_PATH), contacts.handle_contacts),
+    (Resource(contacts.GROUPS, contacts.GROUPS_PATH), contacts.handle_groups),
+)
+MAIL = Resource(mail_contacts.NAME, mail_contacts.PREFIX)
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -143,7 +180,77 @@ def _channel_handler(channel: Channel, state: SandboxState) -> Handler:
     return handler
 
 
-def _counted(channel: Channel, state: SandboxState, handler: Handler) -> Handler:
+def _database_handler(handle: DatabaseHandle, book: ContactBook) -> Handler:
+    """A contacts or groups route: JSON object bodies for POST and PUT (400 / 125)."""
+
+    async def handler(request: Request) -> Response:
+        body = None
+        if request.method in ("POST", "PUT"):
+            try:
+                body = orjson.loads(await request.body())
+            except orjson.JSONDecodeError:
+                body = None
+            if not isinstance(body, dict):
+                error = ApiError(125)
+                return json_response(error.body, error.status)
+        host = str(request.base_url).rstrip("/")
+        item = request.path_params.get("id")
+        call = Call(request.method, item, request.query_params.multi_items(), body, host)
+        try:
+            status, payload = handle(call, book)
+        except ApiError as error:
+            return json_response(error.body, error.status)
+        if payload is None:
+            return Response(status_code=status)
+        return json_response(payload, status)
+
+    return handler
+
+
+def _mail_authenticated(keys: tuple[str, str], handler: Handler) -> Handler:
+    async def checked(request: Request) -> Response:
+        headers = request.headers
+        try:
+            mail_contacts.authenticate(headers.get("publickey"), headers.get("secretkey"), keys)
+        except MailFailure as failure:
+            return json_response(failure.body, failure.status)
+        return await handler(request)
+
+    return checked
+
+
+def _mail_upload(book: MailBook) -> Handler:
+    """``POST contacts/upload-csv``: the form checked and parsed off the event loop."""
+
+    async def upload(request: Request) -> Response:
+        try:
+            form = await request.form()
+        except HTTPException:  # not a readable form: its fields are missing
+            form = None
+        file: tuple[str, bytes] | str | None = None
+        contact_type_id: object = None
+        if form is not None:
+            contact_type_id = form.get("contact_type_id")
+            raw = form.get("file")
+            file = (raw.filename or "", await raw.read()) if isinstance(raw, UploadFile) else raw
+            await form.close()
+        try:
+            checked = await asyncio.to_thread(mail_contacts.check_upload, contact_type_id, file)
+        except MailFailure as failure:
+            return json_response(failure.body, failure.status)
+        return json_response(book.store(checked))
+
+    return upload
+
+
+def _mail_list(book: MailBook) -> Handler:
+    async def listed(request: Request) -> Response:
+        return json_response(book.list_json())
+
+    return listed
+
+
+def _counted(channel: Resource, state: SandboxState, handler: Handler) -> Handler:
     async def endpoint(request: Request) -> Response:
         stats = state.channels[channel.name]
         stats.requests += 1
@@ -157,34 +264,71 @@ def _counted(channel: Channel, state: SandboxState, handler: Handler) -> Handler
 
 def create_app(settings: Settings | None = None, *, layers: Sequence[Layer] = ()) -> Starlette:
     settings = settings or get_settings()
-    state = SandboxState([channel.name for channel in CHANNELS])
+    databases = [resource.name for resource, _ in DATABASES] + [MAIL.name]
+    state = SandboxState([channel.name for channel in CHANNELS], listed_when_used=databases)
+    book, mail = ContactBook(), MailBook()
+    state.stores.update(contacts=book, mail=mail)
     authorized = basic_auth_checker(
         settings.sandbox_username, settings.sandbox_api_password.get_secret_value()
     )
-    known_paths = {channel.path for channel in CHANNELS}
-    faults = Faults([channel.name for channel in CHANNELS])
+    faults = Faults(
+        [*(channel.name for channel in CHANNELS), *databases],
+        refusals={MAIL.name: mail_contacts.refusal},
+    )
     state.before_accept = faults.charge
     state.verify_sender = faults.verify
+    book.allow_duplicates = faults.allows_duplicates
+    mail_keys = (
+        settings.mail_public_key.get_secret_value(),
+        settings.mail_secret_key.get_secret_value(),
+    )
 
-    routes = []
-    for channel in CHANNELS:
-        handler = _channel_handler(channel, state)
+    routes: list[Route] = []
+    allowed: list[tuple[Route, str]] = []  # each API route and its Allow, for 405s
+
+    def add(
+        resource: Resource,
+        path: str,
+        methods: list[str],
+        handler: Handler,
+        authenticate: Callable[[Handler], Handler],
+    ) -> None:
         for layer in reversed((faults.layer, *layers)):
-            handler = layer(channel, handler)
-        handler = _authenticated(authorized, handler)
-        routes.append(Route(channel.path, _counted(channel, state, handler), methods=["POST"]))
+            handler = layer(resource, handler)
+        route = Route(path, _counted(resource, state, authenticate(handler)), methods=methods)
+        routes.append(route)
+        allowed.append((route, ", ".join(methods)))
+
+    def basic(handler: Handler) -> Handler:
+        return _authenticated(authorized, handler)
+
+    def keys(handler: Handler) -> Handler:
+        return _mail_authenticated(mail_keys, handler)
+
+    for channel in CHANNELS:
+        add(channel, channel.path, ["POST"], _channel_handler(channel, state), basic)
+    for resource, handle in DATABASES:
+        handler = _database_handler(handle, book)
+        add(resource, resource.path, ["GET", "POST"], handler, basic)
+        add(resource, resource.path + "/{id}", ["GET", "PUT", "DELETE"], handler, basic)
+    add(MAIL, mail_contacts.UPLOAD_PATH, ["POST"], _mail_upload(mail), keys)
+    add(MAIL, mail_contacts.LIST_PATH, ["GET"], _mail_list(mail), keys)
 
     async def unrouted(request: Request) -> Response:
         state.unrouted += 1
-        if request.url.path in known_paths:
-            status, description = METHOD_NOT_ALLOWED
-            headers = {"Allow": "POST"}
-        else:
-            (status, description), headers = NOT_FOUND, {}
+        (status, description), headers = NOT_FOUND, {}
+        for route, allow in allowed:
+            if route.matches(request.scope)[0] is Match.PARTIAL:  # the path, not the method
+                (status, description), headers = METHOD_NOT_ALLOWED, {"Allow": allow}
+                break
         bare = faults.bare(status, headers)
         if bare is not None:
             return bare
-        response = _error(status, status, description)
+        if request.url.path.startswith(mail_contacts.PREFIX + "/"):
+            phrase = "Not Found" if status == 404 else "Method Not Allowed"
+            response = json_response({"status": "failed", "errors": phrase}, status)
+        else:
+            response = _error(status, status, description)
         response.headers.update(headers)
         return response
 
@@ -215,8 +359,11 @@ def create_app(settings: Settings | None = None, *, layers: Sequence[Layer] = ()
         Route("/_sandbox/messages", messages, methods=["GET"]),
         Route("/_sandbox/faults", faults.endpoint, methods=["GET", "POST"]),
         Route("/api/{rest:path}", unrouted, methods=ALL_METHODS),
+        Route(mail_contacts.PREFIX + "/{rest:path}", unrouted, methods=ALL_METHODS),
     ]
     app = Starlette(routes=routes)
     app.state.sandbox = state
     app.state.faults = faults
+    app.state.contacts = book
+    app.state.mail = mail
     return app

@@ -131,6 +131,16 @@ class ApiError(Exception):
         return {"error": self.detail}
 
 
+class HttpError(ApiError):
+    """A refusal whose code is its HTTP status, for answers the doc's table has no code
+    for (``NOT_FOUND``: a contact or group id that does not exist)."""
+
+    def __init__(self, status: int, description: str) -> None:
+        Exception.__init__(self, f"{status} {description}")
+        self.code = self.status = status
+        self.detail = {"code": status, "description": description}
+
+
 def validation_error(fields: dict[str, str]) -> ApiError:
     """422 "Input validation error" naming each bad field: ``{"fields": {name: reason}}``."""
     return ApiError(VALIDATION, fields)

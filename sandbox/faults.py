@@ -19,8 +19,9 @@ from 0 to 1 (default 1):
 ``seed``          an int: faults are drawn from ``random.Random(seed)`` when each
                   request arrives, so one sequence of requests gets the same faults
                   again (default: a random seed, shown as ``seed``)
-``channels``      stats names (sms, email, voice, voice-audio, landing, whatsapp):
-                  only these channels get faults (default: all)
+``channels``      stats names (sms, email, voice, voice-audio, landing, whatsapp,
+                  and the contacts databases' contacts, groups, mail-contacts):
+                  only these get faults (default: all)
 ``burst_429``     ``{"requests": N, "retry_after": 1}``: the next N requests get
                   429 with ``Retry-After`` and a plain-text body
 ``status``        ``{"status": 503, "rate", "after_processing": false}`` or a list
@@ -30,7 +31,11 @@ from 0 to 1 (default 1):
                   issued, messages kept), like a gateway that timed out (502, 504)
                   after the provider accepted it
 ``error``         ``{"code": 101, "rate"}`` or a list of them: a documented error,
-                  with the status and body of ``sandbox.errors`` (101 → 500 …)
+                  with the status and body of ``sandbox.errors`` (101 → 500 …; 422
+                  → 422 ``{"error": {"code": 422, "description": "Input validation
+                  error"}}``); on the mail API's routes (mail-contacts), which have no
+                  codes, the same status with that API's documented failure body,
+                  ``{"status": "failed", "errors": "<description>"}``
 ``drop``          ``{"rate", "after_processing": false}``: the connection closes in
                   the middle of the response; after processing, the recipients were
                   accepted and counted first
@@ -54,13 +59,22 @@ from 0 to 1 (default 1):
                   verified" (compared case-insensitively; where in the checks: see
                   ``sandbox.mailing``); nothing is accepted. Other channels have no
                   such check
-``bare_unrouted`` ``true`` (default false): a request under ``/api/`` that matches no
-                  route is answered a bare 404, and a wrong method on a channel's
-                  route a bare 405 (with ``Allow: POST``) — plain text, no error
-                  code, as a proxy or a wrong base URL would answer — instead of the
-                  JSON ``{"error": {"code": 404, ...}}`` of ``sandbox.app``. Any
+``bare_unrouted`` ``true`` (default false): a request under ``/api/`` (or the mail
+                  API's ``/mail/api/``) that matches no route is answered a bare
+                  404, and a wrong method on a known route a bare 405 (with its
+                  ``Allow``, ``POST`` for a channel) — plain text, no error code, as
+                  a proxy or a wrong base URL would answer — instead of the JSON
+                  ``{"error": {"code": 404, ...}}`` of ``sandbox.app``. Any
                   request counts, authenticated or not; ``channels`` does not apply
 ================  ===============================================================
+
+One more key, ``allow_duplicates``: ``true`` (default false) makes the contacts
+databases take a contact whose email or phone another one has, and a group whose
+name another one has, instead of refusing them 422 "… has already been taken", as a
+provider that does not check would. It applies to the contacts and groups channels
+(``channels`` applies) and is counted in ``/_sandbox/stats`` → ``contacts``
+(``duplicates_allowed``, ``created_twice``), not in ``injected``, whose keys stay
+those of the faults above.
 
 Faults apply to authenticated requests only (except ``bare_unrouted``): a bad
 ``Authorization`` is answered 401 / 103 first, so an auth bug never hides behind a
@@ -92,7 +106,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, NoReturn
@@ -106,7 +120,10 @@ from jobs.fields import is_int
 from sandbox.errors import ERRORS, ApiError
 
 if TYPE_CHECKING:
-    from sandbox.app import Channel, Handler
+    from sandbox.app import Handler, Resource
+
+# A channel's rendering of a documented error: (HTTP status, JSON body).
+Refusal = Callable[[ApiError], tuple[int, Any]]
 
 KINDS: Final = (
     "burst_429",
@@ -315,6 +332,7 @@ PARSERS: Final[dict[str, Callable[[str, object], Any]]] = {
     "empty_body": _empty_body,
     "unverified": _unverified,
     "bare_unrouted": _boolean,
+    "allow_duplicates": _boolean,
 }
 
 
@@ -332,6 +350,7 @@ class Config:
     empty_body: EmptyBody | None = None
     unverified: Unverified | None = None
     bare_unrouted: bool = False
+    allow_duplicates: bool = False
 
 
 def parse_config(raw: object, channels: Collection[str]) -> Config:
@@ -352,6 +371,11 @@ def parse_config(raw: object, channels: Collection[str]) -> Config:
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status, media_type="application/json")
+
+
+def _api_refusal(error: ApiError) -> tuple[int, Any]:
+    """The messaging API's ``{"error": {"code", "description"}}``."""
+    return error.status, error.body
 
 
 def _plain(status: int, headers: dict[str, str] | None = None) -> Response:
@@ -390,8 +414,11 @@ class _QuietDrops(logging.Filter):
 class Faults:
     """The configuration in force and what it injected (one event loop: no locks)."""
 
-    def __init__(self, channels: Collection[str]) -> None:
+    def __init__(
+        self, channels: Collection[str], refusals: Mapping[str, Refusal] | None = None
+    ) -> None:
         self._channels = tuple(channels)
+        self._refusals = dict(refusals or {})  # channel → its error body, if not the default
         self.configure({})
         logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
@@ -447,6 +474,10 @@ class Faults:
         self.injected["unverified"] += 1
         raise ApiError(code)
 
+    def allows_duplicates(self, channel: str) -> bool:
+        """``allow_duplicates`` for ``channel`` (a contacts database's)."""
+        return self.config.allow_duplicates and channel in self.config.channels
+
     def bare(self, status: int, headers: dict[str, str] | None = None) -> Response | None:
         """``bare_unrouted``: the plain-text answer to an unrouted ``/api/`` request, or
         None to answer it as ``sandbox.app`` does (JSON)."""
@@ -454,14 +485,14 @@ class Faults:
             return None
         return self._count("bare_unrouted", _plain(status, headers))
 
-    def layer(self, channel: Channel, handler: Handler) -> Handler:
+    def layer(self, channel: Resource, handler: Handler) -> Handler:
         """The ``sandbox.app`` layer that injects the faults into ``channel``."""
 
         async def faulted(request: Request) -> Response:
             if channel.name not in self.config.channels:
                 return await handler(request)
             # Everything is drawn now, in arrival order, so that a seed replays a run.
-            answer = self._answer_instead()
+            answer = self._answer_instead(channel.name)
             if answer is not None:
                 if isinstance(answer, Dropped):
                     await request.body()  # read it all, so that closing sends no TCP reset
@@ -490,7 +521,7 @@ class Faults:
         self.injected[kind] += 1
         return response
 
-    def _answer_instead(self) -> Response | None:
+    def _answer_instead(self, channel: str) -> Response | None:
         """burst_429, status, error or drop before processing: the first that hits."""
         config = self.config
         if config.burst_429 is not None and self.burst_left > 0:
@@ -502,8 +533,9 @@ class Faults:
                 return self._count("status", _plain(status.status))
         for error in config.error:
             if self._hit(error.rate):
-                refusal = ApiError(error.code)
-                return self._count("error", _json(refusal.body, refusal.status))
+                render = self._refusals.get(channel, _api_refusal)
+                refused, body = render(ApiError(error.code))
+                return self._count("error", _json(body, refused))
         drop = config.drop
         if drop is not None and not drop.after_processing and self._hit(drop.rate):
             return self._count("drop", Dropped(_plain(502)))

@@ -24,6 +24,13 @@ Identity is kept as a 64-bit hash of (recipient, content) to bound memory at mil
 recipients; a false duplicate needs a hash collision (negligible below ~10^8).
 Ids (message, campaign, sending) are never reused in one process, even across
 ``reset``, so records kept by a client across tests cannot collide.
+
+Besides the sending channels, ``stores`` hold what other routes keep (the contacts
+databases: ``sandbox.contacts``, ``sandbox.mail_contacts``); each is reset with the
+rest and shows its own counters at the top level of the stats, under its name. Their
+routes are counted like channels, under ``channels``, but only from their first
+request after a reset on (``listed_when_used``), so that a sandbox nobody imported
+contacts into lists the sending channels alone, as it always did.
 """
 
 from __future__ import annotations
@@ -31,9 +38,11 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
+
+import orjson
 
 MAX_MESSAGES = 200_000  # per channel, for /_sandbox/messages
 MAX_DUPLICATE_SAMPLES = 20
@@ -106,11 +115,71 @@ class ChannelStats:
         }
 
 
+class Store(Protocol):
+    """What a route family keeps besides counters (see ``SandboxState.stores``)."""
+
+    def reset(self) -> None: ...
+
+    def stats_json(self) -> dict[str, Any]: ...
+
+
+def pack(record: list[Any]) -> bytes:
+    """A record kept as compact JSON. orjson's result keeps its 4 KiB write buffer
+    (a million records would take 4 GB); a copy is its own size."""
+    return bytes(memoryview(orjson.dumps(record)))
+
+
+class HashIndex:
+    """A string's 64-bit hash → the ids holding it: an int, or a list when several do.
+
+    About 80 bytes an entry where a dict of the strings themselves would take twice
+    that; a hash shared by two values (a collision, or a value two records hold) keeps
+    both ids, so callers compare the real values of what ``ids`` returns.
+    """
+
+    __slots__ = ("_ids",)
+
+    def __init__(self) -> None:
+        self._ids: dict[int, int | list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, value: str, id_: int) -> None:
+        key = hash(value)
+        found = self._ids.get(key)
+        if found is None:
+            self._ids[key] = id_
+        elif isinstance(found, int):
+            self._ids[key] = [found, id_]
+        else:
+            found.append(id_)
+
+    def remove(self, value: str, id_: int) -> None:
+        key = hash(value)
+        found = self._ids.get(key)
+        if found == id_:
+            del self._ids[key]
+        elif isinstance(found, list) and id_ in found:
+            found.remove(id_)
+            if len(found) == 1:
+                self._ids[key] = found[0]
+
+    def ids(self, value: str) -> list[int]:
+        """Ids that may hold ``value``, in the order they were added."""
+        found = self._ids.get(hash(value))
+        if found is None:
+            return []
+        return [found] if isinstance(found, int) else list(found)
+
+
 class SandboxState:
     """All mutable state of one sandbox process (single event loop: no locks)."""
 
-    def __init__(self, channels: list[str]) -> None:
-        self._names = list(channels)
+    def __init__(self, channels: list[str], *, listed_when_used: Collection[str] = ()) -> None:
+        self._names = [*channels, *listed_when_used]
+        self._listed_when_used = frozenset(listed_when_used)
+        self.stores: dict[str, Store] = {}
         self.channels: dict[str, ChannelStats] = {}
         self.unrouted = 0  # requests under /api/ that matched no route
         self.campaigns: dict[str, int] = {}
@@ -130,6 +199,8 @@ class SandboxState:
         self.channels = {name: ChannelStats() for name in self._names}
         self.unrouted = 0
         self.campaigns = {}
+        for store in self.stores.values():
+            store.reset()
 
     def message_id(self) -> str:
         return f"{self._id_prefix}{next(self._message_counter):09x}"
@@ -155,7 +226,12 @@ class SandboxState:
         return {
             "requests": self.total_requests,
             "unrouted": self.unrouted,
-            "channels": {name: stats.as_json() for name, stats in self.channels.items()},
+            "channels": {
+                name: stats.as_json()
+                for name, stats in self.channels.items()
+                if stats.requests or name not in self._listed_when_used
+            },
+            **{name: store.stats_json() for name, store in self.stores.items()},
         }
 
     def messages_json(self, channel: str, limit: int) -> list[dict[str, Any]]:

@@ -43,6 +43,7 @@ def settings(redis_url: str, sandbox_url: str, tmp_path: Path) -> Settings:
     return Settings(
         redis_url=redis_url,
         provider_url=sandbox_url,
+        mail_api_url=f"{sandbox_url}/mail/api/",
         data_dir=str(tmp_path / "data"),
         retry_delay=0.05,
         provider_timeout=5,
@@ -56,6 +57,7 @@ def env(settings: Settings) -> dict[str, str]:
     out.update(
         BULKSEND_REDIS_URL=str(settings.redis_url),
         BULKSEND_PROVIDER_URL=settings.provider_url,
+        BULKSEND_MAIL_API_URL=settings.mail_api_url,
         BULKSEND_DATA_DIR=settings.data_dir,
         BULKSEND_RETRY_DELAY=str(settings.retry_delay),
         BULKSEND_PROVIDER_TIMEOUT=str(settings.provider_timeout),

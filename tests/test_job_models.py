@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from jobs.base import InvalidJob, SendJob, build
-from jobs.contacts import ContactImport, build_import, neutralise_cell
+from jobs.contacts import ContactImport, neutralise_cell
 from jobs.email import Attachment, Email, normalize_email
 from jobs.landing import Landing
 from jobs.settings import Settings
@@ -617,93 +617,41 @@ def test_landing_refuses_sms_only_parameters() -> None:
 
 def import_refused(data: dict[str, Any]) -> str:
     with pytest.raises(InvalidJob) as caught:
-        build_import(data)
+        build(ContactImport, data)
     message = str(caught.value)
-    assert "\n" not in message and message.startswith("invalid contacts-import job: ")
+    assert "\n" not in message and message.startswith("invalid contacts sending: ")
     return message
 
 
-CSV = b"first_name,last_name,email\nAlex,Hels,alex@example.com\n"
-
-
-def test_contact_import_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "contacts.csv").write_bytes(CSV)
-    monkeypatch.chdir(tmp_path)
-    job = ContactImport.from_path("contacts.csv", contact_type_id=3)
-    assert job.path == tmp_path / "contacts.csv"  # resolved for a worker in another cwd
-    assert job.upload_name == "contacts.csv"
-    assert job.read() == CSV
-    assert job.form_fields() == {"contact_type_id": "3"}
-    assert ContactImport.kind == "contacts-import"
-    again = build_import(job.model_dump(mode="json"))
-    assert again == job
-
-
-def test_contact_import_from_bytes_round_trips_as_json() -> None:
-    job = ContactImport.from_bytes("list.CSV", CSV, contact_type_id=1)
-    assert job.upload_name == "list.CSV"
-    again = ContactImport.model_validate_json(job.model_dump_json())
-    assert again.read() == CSV
+def test_contact_import_is_a_sending_of_kind_contacts() -> None:
+    job = build(ContactImport, {"group": "  Customers ", "country": "es"})
+    assert (job.kind, job.group, job.target, job.country) == (
+        "contacts",
+        "Customers",
+        "messaging",
+        "ES",
+    )
+    assert job.endpoint == "/api/rest/contacts"
 
 
 @pytest.mark.parametrize(
-    ("value", "reason"),
+    ("data", "reason"),
     [
-        (None, "contact_type_id: Field required"),
-        (0, "contact_type_id: Input should be greater than or equal to 1"),
-        ("three", "contact_type_id: Input should be a valid integer"),
+        ({}, "group: Field required"),
+        ({"group": "   "}, "group: Value error, must not be blank"),
+        ({"group": "x", "country": "Spain"}, "country: Value error, 'Spain' is not a two-letter"),
+        ({"group": "x", "target": "crm"}, "target: Input should be 'messaging' or 'mail'"),
+        ({"group": "Friends", "target": "mail"}, "group: with --target mail it is the mail API's"),
+        ({"group": "x", "listIds": [1]}, "listIds: Extra inputs are not permitted"),
     ],
 )
-def test_contact_import_bad_contact_type(value: object, reason: str) -> None:
-    data: dict[str, Any] = {"filename": "a.csv", "content": b64(CSV)}
-    if value is not None:
-        data["contact_type_id"] = value
-    assert reason in import_refused(data)
+def test_contact_import_refusals(data: dict[str, Any], reason: str) -> None:
+    assert reason.replace("Value error, ", "") in import_refused(data)
 
 
-def test_contact_import_needs_exactly_one_file(tmp_path: Path) -> None:
-    reason = "file: give exactly one of path or content (the file is required)"
-    assert reason in import_refused({"contact_type_id": 3})
-    (tmp_path / "a.csv").write_bytes(CSV)
-    both = {"contact_type_id": 3, "path": str(tmp_path / "a.csv"), "content": b64(CSV)}
-    assert reason in import_refused(both)
-
-
-def test_contact_import_csv_extension_only(tmp_path: Path) -> None:
-    (tmp_path / "a.xlsx").write_bytes(CSV)
-    message = import_refused({"contact_type_id": 3, "path": str(tmp_path / "a.xlsx")})
-    assert "file: 'a.xlsx' must have the .csv extension" in message
-    message = import_refused({"contact_type_id": 3, "filename": "a.txt", "content": b64(CSV)})
-    assert "file: 'a.txt' must have the .csv extension" in message
-    message = import_refused({"contact_type_id": 3, "filename": "x/a.csv", "content": b64(CSV)})
-    assert "file: 'x/a.csv' must be a file name, not a path" in message
-
-
-def test_contact_import_missing_or_empty_file(tmp_path: Path) -> None:
-    missing = tmp_path / "none.csv"
-    assert f"path: {str(missing)!r} is not a readable file" in import_refused(
-        {"contact_type_id": 3, "path": str(missing)}
-    )
-    empty = tmp_path / "empty.csv"
-    empty.write_bytes(b"")
-    assert f"path: {str(empty)!r} is empty" in import_refused(
-        {"contact_type_id": 3, "path": str(empty)}
-    )
-    assert "content: the CSV file is empty" in import_refused(
-        {"contact_type_id": 3, "filename": "a.csv", "content": ""}
-    )
-
-
-def test_contact_import_bad_content() -> None:
-    assert "content: is not valid base64" in import_refused(
-        {"contact_type_id": 3, "filename": "a.csv", "content": "a,b\nc,d"}
-    )
-    assert "filename: required with content" in import_refused(
-        {"contact_type_id": 3, "content": b64(CSV)}
-    )
-    assert "listIds: Extra inputs are not permitted" in import_refused(
-        {"contact_type_id": 3, "filename": "a.csv", "content": b64(CSV), "listIds": [1]}
-    )
+def test_contact_import_into_the_mail_api_takes_a_contact_type_id() -> None:
+    job = build(ContactImport, {"group": "3", "target": "mail"})
+    assert job.options().target == "mail"
 
 
 @pytest.mark.parametrize(

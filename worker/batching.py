@@ -27,11 +27,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import orjson
 
+from jobs import channels
 from jobs.chunks import Entry
 from jobs.planning import Call
 from worker.provider import Ambiguous, NotSent, Reply
@@ -87,7 +88,8 @@ class Batcher:
 
     async def send(self, endpoint: str, pending: Pending) -> None:
         """Returns once ``pending``'s recipients are recorded; ``NoTurn`` when it got none."""
-        if self.linger_s <= 0 or len(pending.call.entries) >= self.max_size:
+        alone = not channels.get(pending.call.kind).batch
+        if alone or self.linger_s <= 0 or len(pending.call.entries) >= self.max_size:
             self._spawn(_Batch(endpoint, [pending], len(pending.call.entries)))
         else:
             self._join(endpoint, pending)
@@ -146,13 +148,7 @@ class Batcher:
                 if not claimed:
                     return
                 first = live[0].call
-                merged = Call(
-                    first.kind,
-                    first.body,
-                    [e for _, entries in claimed for e in entries],
-                    first.encoding,
-                    first.parts,
-                )
+                merged = replace(first, entries=[e for _, entries in claimed for e in entries])
                 outcome: Outcome
                 try:
                     outcome = await self._gateway.post(batch.endpoint, merged)

@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from arq import Retry
+
+from jobs import channels, codec, keys
 from jobs.accounts import AccountGate
 from jobs.results import ResultStore
 from jobs.settings import Settings
@@ -14,6 +17,7 @@ from worker.batching import Batcher
 from worker.rate_limit import RateLimiter
 
 SPEC_CACHE_SIZE = 256
+PREPARE_LOCK_S = 60
 CTX_KEY = "bulksend"
 
 
@@ -28,6 +32,7 @@ class WorkerContext:
     batcher: Batcher
     text_rules: TextRules
     call_budget_s: float  # the longest one provider call may take
+    api: Any  # the messaging API as JSON in, JSON out (jobs.contacts.Api), for preparing
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -46,6 +51,31 @@ class WorkerContext:
                 self.specs.pop(next(iter(self.specs)))
             self.specs[sending_id] = spec
         return self.specs[sending_id]
+
+    async def payload(self, sending_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """The payload its calls are planned from: as submitted, or as its channel's
+        ``prepare`` completed it — once per sending for all workers (a lock in Redis),
+        kept in the sending's record."""
+        prepare = channels.get(spec["kind"]).prepare
+        if prepare is None:
+            return dict(spec["payload"])
+        if "prepared" in spec:
+            return dict(spec["prepared"])
+        key = keys.sending(sending_id)
+        raw = await self.redis.hget(key, "prepared")
+        if raw is None:
+            lock = keys.prepare_lock(sending_id)
+            if not await self.redis.set(lock, "1", nx=True, ex=PREPARE_LOCK_S):
+                raise Retry(defer=0.5)  # another run is preparing it
+            try:
+                raw = await self.redis.hget(key, "prepared")
+                if raw is None:
+                    raw = codec.dumps(await prepare(self.api, spec["payload"]))
+                    await self.redis.hset(key, "prepared", raw)
+            finally:
+                await self.redis.delete(lock)
+        spec["prepared"] = codec.loads(raw)
+        return dict(spec["prepared"])
 
 
 def of(ctx: dict[str, Any]) -> WorkerContext:

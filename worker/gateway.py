@@ -12,7 +12,9 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from jobs import channels
 from jobs.planning import Call
+from worker.mail_api import MailClient
 from worker.provider import ProviderClient, Reply
 from worker.rate_limit import NoTurn, RateLimiter
 
@@ -20,8 +22,15 @@ SLOT_RETRY_S = 0.5  # how soon to come back when every connection slot stayed bu
 
 
 class ProviderGateway:
-    def __init__(self, provider: ProviderClient, limiter: RateLimiter, max_connections: int):
+    def __init__(
+        self,
+        provider: ProviderClient,
+        mail: MailClient,
+        limiter: RateLimiter,
+        max_connections: int,
+    ) -> None:
         self.provider = provider
+        self.mail = mail
         self.limiter = limiter
         self._slots = asyncio.Semaphore(max_connections)
 
@@ -39,4 +48,8 @@ class ProviderGateway:
             self._slots.release()
 
     async def post(self, endpoint: str, call: Call) -> Reply:
-        return await self.provider.post(endpoint, call.request_body())
+        path = call.endpoint or endpoint
+        if call.api == "mail":
+            return await self.mail.upload(path, call.request_body(), len(call.entries))
+        results_of = channels.get(call.kind).results_of
+        return await self.provider.post(path, call.request_body(), results_of)

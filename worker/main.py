@@ -29,6 +29,7 @@ from jobs.templating import TextRules
 from worker.batching import Batcher
 from worker.context import CTX_KEY, WorkerContext, of
 from worker.gateway import ProviderGateway
+from worker.mail_api import MailClient
 from worker.provider import ProviderClient
 from worker.rate_limit import RateLimiter
 from worker.sweeper import sweep_forever
@@ -51,8 +52,15 @@ async def startup(ctx: dict[str, Any]) -> None:
     limiter = RateLimiter(
         redis, account, settings.rate_messages_per_second, settings.rate_requests_per_second
     )
-    gateway = ProviderGateway(provider, limiter, settings.provider_max_connections)
+    mail = MailClient(
+        settings.mail_api_url,
+        settings.mail_public_key.get_secret_value(),
+        settings.mail_secret_key.get_secret_value(),
+        timeout=settings.provider_timeout,
+    )
+    gateway = ProviderGateway(provider, mail, limiter, settings.provider_max_connections)
     ctx["provider"] = provider
+    ctx["mail"] = mail
     ctx[CTX_KEY] = WorkerContext(
         settings=settings,
         redis=redis,
@@ -62,7 +70,8 @@ async def startup(ctx: dict[str, Any]) -> None:
         limiter=limiter,
         batcher=Batcher(gateway, settings.linger_ms / 1000, settings.chunk_size),
         text_rules=TextRules.from_settings(settings),
-        call_budget_s=provider.call_budget_s,
+        call_budget_s=max(provider.call_budget_s, mail.call_budget_s),
+        api=provider,
     )
     ctx["sweeper"] = asyncio.create_task(sweep_forever(redis, settings))
 
@@ -75,9 +84,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
             await sweeper
     if CTX_KEY in ctx:
         await of(ctx).batcher.close()
-    provider: ProviderClient | None = ctx.get("provider")
-    if provider is not None:
-        await provider.aclose()
+    for client in (ctx.get("provider"), ctx.get("mail")):
+        if client is not None:
+            await client.aclose()
 
 
 def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:

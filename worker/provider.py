@@ -31,6 +31,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from jobs.channels import ResultsOf, result_list
+
 
 class NotSent(Exception):
     """The request did not leave: connection refused, DNS, pool exhausted."""
@@ -60,7 +62,7 @@ class Reply:
     retry_after: float | None = None  # seconds, from a 429's Retry-After
 
 
-def _parse(response: httpx.Response) -> Reply:
+def _parse(response: httpx.Response, results_of: ResultsOf = result_list) -> Reply:
     try:
         body: Any = orjson.loads(response.content) if response.content else None
     except orjson.JSONDecodeError:
@@ -69,10 +71,11 @@ def _parse(response: httpx.Response) -> Reply:
     error = body.get("error") if isinstance(body, dict) else None
     documented = isinstance(error, dict) and isinstance(error.get("code"), int)
     if 200 <= status < 300:
-        if not isinstance(body, dict) or not isinstance(body.get("result"), list):
-            raise Ambiguous(f"HTTP {status} without the documented result list")
+        items = results_of(body)
+        if items is None:
+            raise Ambiguous(f"HTTP {status} without the documented result")
         results = []
-        for item in body.get("result") or []:
+        for item in items:
             error = item.get("error") or {}
             results.append(
                 RecipientReply(
@@ -130,15 +133,28 @@ class ProviderClient:
         # claimed recipient's call must be over (its record's ``until``).
         self.call_budget_s = timeout + 2.0
 
-    async def post(self, path: str, body: dict[str, Any]) -> Reply:
+    async def post(
+        self, path: str, body: dict[str, Any], results_of: ResultsOf = result_list
+    ) -> Reply:
         content = orjson.dumps(body)
         try:
             async with asyncio.timeout(self.call_budget_s):
-                return await self._post(path, content)
+                return await self._post(path, content, results_of)
         except TimeoutError as exc:
             raise Ambiguous(f"no answer within {self.call_budget_s:.0f}s") from exc
 
-    async def _post(self, path: str, content: bytes) -> Reply:
+    async def get_json(self, path: str, params: dict[str, Any]) -> Any:
+        """A plain read (an import's groups): an error here fails the run, to be retried."""
+        response = await self._client.get(path, params=params)
+        response.raise_for_status()
+        return orjson.loads(response.content)
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> Any:
+        response = await self._client.post(path, content=orjson.dumps(body))
+        response.raise_for_status()
+        return orjson.loads(response.content)
+
+    async def _post(self, path: str, content: bytes, results_of: ResultsOf) -> Reply:
         # Retrying in-call is only safe while nothing has been sent.
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(NotSent),
@@ -147,17 +163,17 @@ class ProviderClient:
             reraise=True,
         ):
             with attempt:
-                return await self._post_once(path, content)
+                return await self._post_once(path, content, results_of)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _post_once(self, path: str, content: bytes) -> Reply:
+    async def _post_once(self, path: str, content: bytes, results_of: ResultsOf) -> Reply:
         try:
             response = await self._client.post(path, content=content)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise NotSent(f"{type(exc).__name__}: {exc}") from exc
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise Ambiguous(f"{type(exc).__name__}: {exc}") from exc
-        return _parse(response)
+        return _parse(response, results_of)
 
     async def aclose(self) -> None:
         await self._client.aclose()

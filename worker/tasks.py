@@ -306,7 +306,8 @@ async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
         if turn is Turn.PROBE:
             assert stop is not None
             run.probing = stop.scope
-        calls, refusals = plan(run.kind, spec["payload"], pending, w.text_rules)
+        payload = await w.payload(sending_id, spec)
+        calls, refusals = plan(run.kind, payload, pending, w.text_rules)
         await run.write(
             [
                 run.from_loaded(r.entry, "rejected", code=r.code, description=r.description)
