@@ -135,11 +135,19 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
                 )
             else:
                 sending_id = await producer.submit(job, args.idempotency_key)
-            if not args.wait:
-                return {"id": sending_id}
-            return await producer.wait(sending_id, timeout=args.timeout)
+            return await _followed(args, producer, sending_id)
 
-        result = _with_producer(live, submit)
+        return _print_submitted(args, _with_producer(live, submit))
+
+
+async def _followed(args: argparse.Namespace, producer: Any, sending_id: str) -> Any:
+    """``--wait``: the final status; else the id."""
+    if not args.wait:
+        return {"id": sending_id}
+    return await producer.wait(sending_id, timeout=args.timeout)
+
+
+def _print_submitted(args: argparse.Namespace, result: dict[str, Any]) -> int:
     if args.json:
         _print_json(result)
     elif args.wait:
@@ -252,18 +260,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
         async def submit(producer: Any) -> Any:
             sending_id = await producer.submit_import(job, args.file, args.idempotency_key)
-            if not args.wait:
-                return {"id": sending_id}
-            return await producer.wait(sending_id, timeout=args.timeout)
+            return await _followed(args, producer, sending_id)
 
-        result = _with_producer(live, submit)
-    if args.json:
-        _print_json(result)
-    elif args.wait:
-        _print_status(result)
-    else:
-        print(result["id"])
-    return 0
+        return _print_submitted(args, _with_producer(live, submit))
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Literal, Protocol, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -31,7 +30,7 @@ from pydantic import Field, field_validator, model_validator
 from jobs.base import SendJob
 from jobs.channels import Channel, register
 from jobs.chunks import Entry
-from jobs.contact_rows import MAIL_FIELDS, TARGETS, ImportOptions
+from jobs.contact_rows import MAIL_FIELDS, ImportOptions
 from jobs.planning import Call, Plan
 from jobs.templating import TextRules
 
@@ -108,9 +107,6 @@ class ContactImport(SendJob):
 
     def recipients(self) -> list[str]:
         raise TypeError("an import's recipients are its file's rows: use Producer.submit_import")
-
-
-assert TARGETS == ("messaging", "mail")
 
 
 # --- how rows become calls -------------------------------------------------------
@@ -200,8 +196,6 @@ async def find_or_create_group(api: Api, payload: dict[str, Any]) -> dict[str, A
     created = await api.post_json(GROUPS, {"name": name})
     return {**payload, "groupId": created["data"]["id"]}
 
-
-Prepare = Callable[[Api, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 CHANNEL = register(
     Channel(

@@ -95,7 +95,8 @@ LIST_PATH: Final = f"{PREFIX}/contacts/list"
 USER_ID: Final = 6790  # the doc's examples' account
 MAX_CELL: Final = 255
 MAX_ROW_ERRORS: Final = 20
-# The columns of a contact, in Contact List's order; email is required.
+# The columns of a contact, in Contact List's order; email is required. The sandbox
+# keeps its own reading of the doc (not the importer's list): it is the check.
 COLUMNS: Final = (
     "first_name",
     "last_name",
