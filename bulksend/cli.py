@@ -216,22 +216,14 @@ def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _import_job(args: argparse.Namespace) -> ContactImport:
-    mapping: dict[str, str] = {}
-    for pair in args.map:
-        column, sep, field = pair.partition("=")
-        if not sep or not column.strip() or not field.strip():
-            raise CliError(f"map: {pair!r} is not COLUMN=FIELD")
-        mapping[column.strip()] = field.strip()
-    delimiter = {"tab": "\t", "\\t": "\t"}.get(args.delimiter or "", args.delimiter)
-    data = {
-        "group": args.group,
-        "target": args.target,
-        "country": args.country,
-        "mapping": mapping,
-        "encoding": args.encoding,
-        "delimiter": delimiter,
-    }
-    return build(ContactImport, {k: v for k, v in data.items() if v is not None})
+    return ContactImport.from_options(
+        args.group,
+        target=args.target,
+        country=args.country,
+        maps=args.map,
+        encoding=args.encoding,
+        delimiter=args.delimiter,
+    )
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -339,10 +331,34 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from web import create_app
+    from web.auth import require_token
+
+    require_token(settings)  # refused (exit 78) before anything is started
+    with _redis(settings) as live:
+        uvicorn.run(
+            create_app(live),
+            host=args.host,
+            port=args.port,
+            http="httptools",
+            server_header=False,
+            log_level="info",
+            # One line per request is a proxy's job; ours name sendings, never people.
+            access_log=False,
+        )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from bulksend.demo import run_demo
 
-    return run_demo(settings, recipients=args.recipients, workers=args.workers)
+    serve_port = args.port if args.serve else None
+    return run_demo(
+        settings, recipients=args.recipients, workers=args.workers, serve_port=serve_port
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -352,6 +368,13 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole pipeline on embedded defaults")
     demo.add_argument("--recipients", type=int, default=10_000)
     demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="then keep the stack and `bulksend serve` running until Ctrl-C; prints its URL "
+        "and a fresh token",
+    )
+    demo.add_argument("--port", type=int, default=8000, help="with --serve: its port")
     demo.set_defaults(handler=cmd_demo)
 
     sub.add_parser("worker", help="run one worker process").set_defaults(handler=cmd_worker)
@@ -360,6 +383,13 @@ def parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8025)
     sandbox.set_defaults(handler=cmd_sandbox)
+
+    serve = sub.add_parser(
+        "serve", help="the web service: HTTP enqueue API, status, results, /metrics"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=cmd_serve)
 
     send = sub.add_parser("send", help="enqueue a sending")
     kinds = send.add_subparsers(dest="channel", required=True)

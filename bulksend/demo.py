@@ -3,13 +3,17 @@
 Embedded Redis, the sandbox provider and worker processes are started as
 children, a sending with ``sub`` variables and a few invalid numbers goes
 through them, and the run checks its own accounting at the end: every
-recipient recorded once, nobody received twice.
+recipient recorded once, nobody received twice. With ``--serve`` the stack
+stays up behind ``bulksend serve`` (a fresh token printed) until Ctrl-C, to try
+the HTTP API on sendings that are already there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import secrets
 import tempfile
 import time
 import uuid
@@ -22,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bulksend.redis_server import redis_for
-from bulksend.stack import SandboxProcess, start_workers
+from bulksend.stack import SandboxProcess, ServeProcess, start_workers
 from jobs.base import SendJob
 from jobs.contacts import ContactImport
 from jobs.email import Attachment, Email
@@ -144,7 +148,27 @@ async def _submit_and_follow(
         await producer.close()
 
 
-def run_demo(settings: Settings, *, recipients: int = 10_000, workers: int = 2) -> int:
+def _serve_until_interrupted(console: Console, env: dict[str, str], port: int) -> None:
+    """``bulksend serve`` over the demo's stack with a fresh token, until Ctrl-C."""
+    token = secrets.token_urlsafe(32)
+    with ServeProcess({**env, "BULKSEND_API_TOKEN": token}, port=port) as server:
+        console.print(f"bulksend serve on {server.url} · docs {server.url}/docs")
+        console.print(f"token {token}")
+        console.print(f'try: curl -H "Authorization: Bearer {token}" {server.url}/v1/sendings')
+        console.print("Ctrl-C stops everything", highlight=False)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.process.wait()
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    recipients: int = 10_000,
+    workers: int = 2,
+    serve_port: int | None = None,
+) -> int:
+    """Run the demo; with ``serve_port``, keep the stack and ``bulksend serve`` on that
+    port running after the summary, until Ctrl-C. Exit code 0 if the accounting is exact."""
     console = Console(width=max(Console().width, 132))  # the summary table is wide
     with redis_for(settings.redis_url, settings.data_dir) as redis_url:
         # Its own queue: jobs other commands left in the shared embedded Redis are
@@ -171,9 +195,12 @@ def run_demo(settings: Settings, *, recipients: int = 10_000, workers: int = 2) 
                     statuses = asyncio.run(_submit_and_follow(live, jobs, contacts, console))
                 elapsed = time.monotonic() - started
                 stats = httpx.get(f"{sandbox.url}/_sandbox/stats").json()
-    expected = {job.kind: len(job.recipients()) - _invalid(job) for job in jobs}
-    expected["contacts"] = CONTACT_ROWS
-    return _report(console, statuses, stats, elapsed, expected)
+                expected = {job.kind: len(job.recipients()) - _invalid(job) for job in jobs}
+                expected["contacts"] = CONTACT_ROWS
+                code = _report(console, statuses, stats, elapsed, expected)
+                if serve_port is not None:
+                    _serve_until_interrupted(console, env, serve_port)
+    return code
 
 
 def _seen(stats: dict[str, Any], kind: str) -> dict[str, int]:

@@ -1,11 +1,11 @@
-"""The local stack's child processes: the sandbox provider and worker processes.
+"""The local stack's child processes: the sandbox provider, workers, the web service.
 
 The demo, the tests and the benchmarks all run the real parts on one machine,
 as children of the process that needs them. How to pick a free port, start the
-sandbox and wait until it answers, and start workers and stop them (SIGTERM so
-that they drain their calls, SIGKILL for what does not stop) is written here
-once, so that the three cannot drift apart. Redis has its own module,
-``bulksend.redis_server``.
+sandbox or the web service and wait until it answers, and start workers and
+stop them (SIGTERM so that they drain their calls, SIGKILL for what does not
+stop) is written here once, so that the three cannot drift apart. Redis has
+its own module, ``bulksend.redis_server``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ Process = subprocess.Popen[bytes]
 PreExec = Callable[[], object] | None
 SANDBOX = (sys.executable, "-m", "sandbox")
 WORKER = (sys.executable, "-m", "bulksend", "worker")
+SERVE = (sys.executable, "-m", "bulksend", "serve")
 
 
 def free_port() -> int:
@@ -63,9 +64,13 @@ def _spawn(
         return subprocess.Popen(argv, env=env, stdout=out, stderr=out, preexec_fn=preexec_fn)
 
 
-class SandboxProcess:
-    """``python -m sandbox`` on a free loopback port, answering once constructed;
-    a context manager that stops it."""
+class HttpProcess:
+    """A child serving HTTP on a loopback port (a free one unless given), answering
+    ``probe`` once constructed; a context manager that stops it."""
+
+    argv: tuple[str, ...]
+    probe: str
+    name: str
 
     def __init__(
         self,
@@ -74,24 +79,25 @@ class SandboxProcess:
         log: Path | None = None,
         timeout: float = 20,
         preexec_fn: PreExec = None,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        argv = [*SANDBOX, "--port", str(self.port)]
-        if log is None:  # the sandbox's own warnings are worth seeing
+        argv = [*self.argv, "--port", str(self.port)]
+        if log is None:  # its own warnings are worth seeing
             self.process: Process = subprocess.Popen(argv, env=env, preexec_fn=preexec_fn)
         else:
             self.process = _spawn(argv, env, log, preexec_fn)
         deadline = time.monotonic() + timeout
         while True:
             try:
-                httpx.get(f"{self.url}/_sandbox/stats", timeout=1).raise_for_status()
+                httpx.get(f"{self.url}{self.probe}", timeout=1).raise_for_status()
                 return
             except httpx.TransportError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     detail = f": {log.read_text()[-2000:]}" if log and log.exists() else ""
-                    raise RuntimeError(f"sandbox on {self.url} did not start{detail}") from None
+                    raise RuntimeError(f"{self.name} on {self.url} did not start{detail}") from None
                 time.sleep(0.05)
 
     @property
@@ -99,7 +105,7 @@ class SandboxProcess:
         return self.process.pid
 
     def stop(self, grace: float = 15) -> None:
-        """Stop it; ``grace`` lets delayed (ambiguous) replies still pending finish."""
+        """Stop it (SIGTERM), SIGKILL after ``grace`` seconds."""
         stop_processes([self.process], grace)
 
     def __enter__(self) -> Self:
@@ -109,6 +115,23 @@ class SandboxProcess:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class SandboxProcess(HttpProcess):
+    """``python -m sandbox``; ``stop``'s grace lets delayed (ambiguous) replies still
+    pending finish."""
+
+    argv = SANDBOX
+    probe = "/_sandbox/stats"
+    name = "sandbox"
+
+
+class ServeProcess(HttpProcess):
+    """``bulksend serve``: ``env`` must hold ``BULKSEND_API_TOKEN`` (and the Redis to use)."""
+
+    argv = SERVE
+    probe = "/healthz"
+    name = "bulksend serve"
 
 
 class WorkerProcesses:

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from typing import Any, ClassVar, Literal, Protocol, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from jobs.base import SendJob
+from jobs.base import InvalidJob, SendJob, build
 from jobs.channels import Channel, register
 from jobs.chunks import Entry
 from jobs.contact_rows import MAIL_FIELDS, ImportOptions
@@ -95,6 +96,36 @@ class ContactImport(SendJob):
                 "(that API has no groups by name)"
             )
         return self
+
+    @classmethod
+    def from_options(
+        cls,
+        group: str | None,
+        *,
+        target: str | None = None,
+        country: str | None = None,
+        maps: Iterable[str] = (),
+        encoding: str | None = None,
+        delimiter: str | None = None,
+    ) -> ContactImport:
+        """The import that ``bulksend import``'s flags or the HTTP API's form fields
+        describe: ``maps`` as ``COLUMN=FIELD`` pairs, ``tab`` for a tab delimiter.
+        InvalidJob names what is wrong."""
+        mapping: dict[str, str] = {}
+        for pair in maps:
+            column, sep, field = pair.partition("=")
+            if not sep or not column.strip() or not field.strip():
+                raise InvalidJob(f"map: {pair!r} is not COLUMN=FIELD")
+            mapping[column.strip()] = field.strip()
+        data = {
+            "group": group,
+            "target": target,
+            "country": country,
+            "mapping": mapping,
+            "encoding": encoding,
+            "delimiter": {"tab": "\t", "\\t": "\t"}.get(delimiter or "", delimiter),
+        }
+        return build(cls, {k: v for k, v in data.items() if v is not None})
 
     def options(self) -> ImportOptions:
         return ImportOptions(

@@ -15,6 +15,9 @@ Across sendings:
 ``bs:active``            set   sendings not yet done: what the sweeper looks at
 ``bs:group:{name}``      set   the imports into that messaging group (``send --group``)
 ``bs:sweep``             str   the sweeper's lock (one worker sweeps at a time)
+``bs:metrics``           hash  what ``/metrics`` shows, cluster-wide (``web.metrics``): the
+                               fields ``metrics_field(...)`` names, see ``METRICS``
+``bs:workers:{queue}``   hash  worker (host:pid:token) → its last heartbeat, epoch seconds
 
 Per provider account (``user@host``) and stop scope (``*`` or a channel):
 
@@ -42,6 +45,33 @@ from arq.constants import (
 SENDINGS = "bs:sendings"
 ACTIVE = "bs:active"
 SWEEP_LOCK = "bs:sweep"
+
+# The counters behind ``/metrics``, one hash for every worker and replica. Fields are
+# ``metrics_field(what, …)``, the free-form part (an endpoint) last:
+#   rcpt|{kind}|{status}   recipients that reached a final status (a counter), or are
+#                          pending now (queued, sending: a net count); moved by the
+#                          Lua of jobs.results with the per-sending ``n:<status>``
+#   req|{code}|{endpoint}  provider calls by outcome code (worker.metrics)
+#   lat|{le}|{endpoint}    calls whose duration fell in that bucket (not cumulative)
+#   lat_sum|{endpoint}     their durations, summed (seconds)
+#   parts|{encoding}       SMS parts the provider answered it accepted
+METRICS = "bs:metrics"
+METRICS_RECIPIENTS = "rcpt"
+METRICS_REQUESTS = "req"
+METRICS_LATENCY = "lat"
+METRICS_LATENCY_SUM = "lat_sum"
+METRICS_PARTS = "parts"
+_METRICS_SEP = "|"
+
+
+def metrics_field(*parts: str) -> str:
+    """A field of ``METRICS``: its kind first, an endpoint (which may hold anything) last."""
+    return _METRICS_SEP.join(parts)
+
+
+def metrics_field_parts(field: str, count: int) -> list[str]:
+    """A ``METRICS`` field split back into its ``count`` parts (the kind first)."""
+    return field.split(_METRICS_SEP, count - 1)
 
 
 def sending(sending_id: str) -> str:
@@ -110,6 +140,11 @@ def parked_chunk(field: str) -> tuple[str, str]:
 
 def rate(account: str, what: str) -> str:
     return f"bs:rate:{account}:{what}"
+
+
+def workers(queue_name: str) -> str:
+    """The workers on ``queue_name`` and their last heartbeats (``bulksend_workers_alive``)."""
+    return f"bs:workers:{queue_name}"
 
 
 # arq's keys ------------------------------------------------------------------------

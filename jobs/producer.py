@@ -15,25 +15,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.asyncio import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from jobs import channels, chunks, codec, keys, recipients_file
-from jobs.accounts import account_id, read_stops
+from jobs.accounts import ACCOUNT, account_id, read_stop
 from jobs.base import InvalidJob, SendJob
 from jobs.chunks import CHUNK_FUNCTION, Entry
 from jobs.contact_rows import ContactFile
 from jobs.contacts import ContactImport, neutralise_cell
 from jobs.errors import ConfigurationError, SendingNotFound
-from jobs.results import Record, ResultStore, digest, now_iso, successor
+from jobs.results import Position, Record, ResultStore, digest, now_iso, successor
 from jobs.settings import Settings, get_settings
 from jobs.templating import TextRules, missing_variables, stand_ins
 
@@ -41,6 +42,8 @@ __all__ = ["CHUNK_FUNCTION", "Producer", "SyncProducer"]
 
 NO_VALID_RECIPIENT: Final = "No valid recipients"  # messaging-api.txt → "Errors" → 102
 SUBMIT_TRIES = 3  # a Redis blip mid-submit: the same key again resumes, never duplicates
+LIST_BATCH = 200  # sendings a filtered listing reads per round trip
+LIST_SCAN = 5000  # sendings one page of a filtered listing reads at most
 
 T = TypeVar("T")
 
@@ -106,10 +109,20 @@ class Producer:
         self.text_rules = TextRules.from_settings(self.settings)
 
     @classmethod
-    async def connect(cls, settings: Settings | None = None) -> Producer:
+    async def connect(cls, settings: Settings | None = None, *, wait: bool = True) -> Producer:
+        """Connect to ``BULKSEND_REDIS_URL``. ``wait=False``: return at once and connect
+        on first use (a server that starts, and says it is not ready, while Redis is down)."""
         settings = settings or get_settings()
         if not settings.redis_url:
             raise ConfigurationError("redis_url: Producer.connect needs BULKSEND_REDIS_URL")
+        if not wait:
+            lazy = ArqRedis(
+                ConnectionPool.from_url(settings.redis_url),
+                job_serializer=codec.dumps,
+                job_deserializer=codec.loads,
+                default_queue_name=settings.queue_name,
+            )
+            return cls(lazy, settings)
         pool = await create_pool(
             RedisSettings.from_dsn(settings.redis_url),
             job_serializer=codec.dumps,
@@ -370,40 +383,38 @@ class Producer:
     async def report(self, sending_id: str, status: str | None = None) -> AsyncIterator[list[str]]:
         """CSV rows of a sending's recipients (``status``: only those), formula-neutralised.
 
-        An import's report has its file's columns as they were, plus ``row`` and
-        ``reason``: the rejected rows, fixed, can be imported again.
+        A sending's report has a row per recipient, from its record (those refused at
+        submit, which have no chunk entry, too). An import's report has its file's
+        columns as they were, plus ``row`` and ``reason``: the rejected rows, fixed,
+        can be imported again.
         """
         meta = await self.store.status(sending_id)
         if meta is None:
             raise SendingNotFound(sending_id)
+        if meta["kind"] != "contacts":
+            yield ["index", "to", "status", "code", "description", "id", "parts", "attempts"]
+            async for record in self.store.iter_results(sending_id):
+                if status is None or record["status"] == status:
+                    cells = [str(record["index"]), record["to"], record["status"]]
+                    cells += [
+                        "" if record.get(k) is None else str(record[k])
+                        for k in ("code", "description", "id", "parts", "attempts")
+                    ]
+                    yield [neutralise_cell(cell) for cell in cells]
+            return
         spec = await self.store.spec(sending_id) or {}
         header: list[str] = list(spec.get("payload", {}).get("header") or [])
-        if meta["kind"] == "contacts":
-            yield [*header, "row", "reason"]
-        else:
-            yield ["index", "to", "status", "code", "description", "id", "parts", "attempts"]
+        yield [*header, "row", "reason"]
         async for _, entries in self.store.chunk_entries(sending_id):
             current = await self.store.load(sending_id, [e.index for e in entries])
             for entry in entries:
-                record = current.get(entry.index)
-                if record is None or (status is not None and record["status"] != status):
+                found = current.get(entry.index)
+                if found is None or (status is not None and found["status"] != status):
                     continue
-                if meta["kind"] == "contacts":
-                    cells = entry.extras.get("cells") or {}
-                    reason = record.get("description") or record["status"]
-                    row = [*(cells.get(name, "") for name in header), str(entry.extras["row"])]
-                    cells_out = [*row, str(reason)]
-                else:
-                    cells_out = [
-                        str(entry.index),
-                        record["to"],
-                        record["status"],
-                        *(
-                            "" if record.get(k) is None else str(record.get(k))
-                            for k in ("code", "description", "id", "parts", "attempts")
-                        ),
-                    ]
-                yield [neutralise_cell(cell) for cell in cells_out]
+                given = entry.extras.get("cells") or {}
+                reason = found.get("description") or found["status"]
+                row = [*(given.get(name, "") for name in header), str(entry.extras["row"])]
+                yield [neutralise_cell(cell) for cell in [*row, str(reason)]]
 
     async def cancel(self, sending_id: str) -> dict[str, Any]:
         """Recipients not yet sent are recorded ``cancelled`` and never sent; calls on the
@@ -421,12 +432,59 @@ class Producer:
 
     async def status(self, sending_id: str) -> dict[str, Any] | None:
         """The sending's state and counts, and the provider account's stop if any."""
-        status = await self.store.status(sending_id)
-        if status is not None:
-            stops = await read_stops(self.redis, account_id(self.settings))
-            scoped = [s for s in stops if s.scope in ("*", status["kind"])]
-            status["account"] = scoped[0].as_dict() if scoped else None
-        return status
+        return (await self.statuses([sending_id]))[0]
+
+    async def statuses(self, sending_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """``status`` of each sending (None: unknown): one pipelined read for any number,
+        and one per stop scope that concerns them."""
+        statuses = await self.store.statuses(sending_ids)
+        # Only the stops that concern them (the account's, their channels'), read by key:
+        # never a SCAN, whose cost grows with every key in Redis.
+        account = account_id(self.settings)
+        scopes = {ACCOUNT, *(status["kind"] for status in statuses if status)}
+        stops = {scope: await read_stop(self.redis, account, scope) for scope in scopes}
+        for status in filter(None, statuses):
+            stop = stops[ACCOUNT] or stops[status["kind"]]
+            status["account"] = stop.as_dict() if stop else None
+        return statuses
+
+    async def sendings(
+        self,
+        limit: int = 50,
+        *,
+        after: Position | None = None,
+        since: float | None = None,
+        state: str | None = None,
+        kind: str | None = None,
+        scan: int = LIST_SCAN,
+    ) -> tuple[list[dict[str, Any]], Position | None]:
+        """A page of statuses, newest first, and where the next page starts (None: the end).
+
+        ``after``: the position the previous page ended at; ``since``: created after
+        this epoch. Each page reads at most ``scan`` sendings, so a filter (``state``,
+        ``kind``) that matches few of them gives a short page with a position to go on
+        from, never a walk through every sending.
+        """
+        page: list[dict[str, Any]] = []
+        position = after
+        budget = max(scan, limit)
+        # Unfiltered, a page reads exactly its sendings; filtered, larger steps.
+        step = limit if state is None and kind is None else max(limit, LIST_BATCH)
+        while budget > 0:
+            want = min(budget, step)
+            batch = await self.store.newest(want, before=position, since=since)
+            for found, status in zip(
+                batch, await self.statuses([i for _, i in batch]), strict=True
+            ):
+                position = found
+                if status and state in (None, status["state"]) and kind in (None, status["kind"]):
+                    page.append(status)
+                    if len(page) == limit:
+                        return page, position
+            if len(batch) < want:
+                return page, None
+            budget -= len(batch)
+        return page, position
 
     async def wait(
         self, sending_id: str, *, timeout: float | None = None, poll: float = 0.2

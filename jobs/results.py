@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Required, TypedDict, cast
+from typing import Any, Required, cast
 
 from redis.asyncio import Redis
+from typing_extensions import TypedDict  # pydantic documents Record (the HTTP API) on 3.11
 
 from jobs import chunks, codec, keys
 from jobs.errors import IdempotencyConflict
@@ -93,6 +94,37 @@ def successor(old: Record, status: str, **fields: Any) -> Record:
     return cast(Record, new)
 
 
+# The fields of ``bs:sending:{id}`` a status shows (``kind`` is always there).
+_SHOWN = ("kind", "state", "total", "chunks", "created_at", "finished_at")
+_EXTRAS = ("cancelled_at", "interrupted")  # shown only when set
+STATUS_FIELDS = (*_SHOWN, *_EXTRAS, *(f"n:{s}" for s in STATUSES))
+
+# A sending's place in ``bs:sendings``: (creation epoch, id), what listings page by.
+Position = tuple[float, str]
+
+
+def _status(sending_id: str, row: Sequence[bytes | None]) -> dict[str, Any] | None:
+    """The status object from the ``STATUS_FIELDS`` of a sending's hash."""
+    meta = {k: v.decode() for k, v in zip(STATUS_FIELDS, row, strict=True) if v is not None}
+    if "kind" not in meta:
+        return None
+    status: dict[str, Any] = {
+        "id": sending_id,
+        "kind": meta["kind"],
+        "state": meta.get("state"),
+        "final": meta.get("state") == "done",
+        "counts": {
+            "total": int(meta.get("total", 0)),
+            **{s: int(meta.get(f"n:{s}", 0)) for s in STATUSES},
+        },
+        "chunks": int(meta["chunks"]) if "chunks" in meta else None,
+        "created_at": meta.get("created_at"),
+        "finished_at": meta.get("finished_at"),
+    }
+    status.update((extra, meta[extra]) for extra in _EXTRAS if extra in meta)
+    return status
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -103,16 +135,31 @@ def digest(payload: Any) -> str:
 
 _FINAL_LUA = "{" + ", ".join(f"{s}=1" for s in FINAL) + "}"
 
+# The cluster-wide recipients by (kind, status) behind ``/metrics`` (``keys.METRICS``,
+# KEYS[5]) move in the same call as the sending's own counters: a final status counts
+# every recipient that reached it (a counter), a pending one the recipients in it now.
+_RCPT, _SEP = keys.metrics_field(keys.METRICS_RECIPIENTS, ""), keys.metrics_field("", "")
+_LUA_COUNT = f"""
+local KIND = nil
+local function count(status, n)
+  KIND = KIND or redis.call('HGET', KEYS[1], 'kind') or '?'
+  redis.call('HINCRBY', KEYS[5], '{_RCPT}' .. KIND .. '{_SEP}' .. status, n)
+end
+"""
+
 # Shared Lua prelude: KEYS[1] the sending, KEYS[2] its results, KEYS[3] the
-# active set. ``move`` writes one recipient's new record if the CAS condition
-# holds. Counter changes are summed in DELTA and written once per call.
+# active set, KEYS[5] the metrics. ``move`` writes one recipient's new record if
+# the CAS condition holds. Counter changes are summed in DELTA (and arrivals in a
+# final status in REACHED) and written once per call.
 # expect: '=' .. raw  the record is exactly raw (and not final)
 #         '@' .. run  the record is that run's: sending, or unknown (late answer)
 #         'q'         the record is queued
 #         ''          the record is pending
-_LUA_MOVE = f"""
+_LUA_MOVE = (
+    _LUA_COUNT
+    + f"""
 local FINAL = {_FINAL_LUA}
-local DELTA = {{}}
+local DELTA, REACHED = {{}}, {{}}
 local CANCELLED = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
 local function move(idx, new, rec, expect)
   local cur = redis.call('HGET', KEYS[2], idx)
@@ -143,14 +190,19 @@ local function move(idx, new, rec, expect)
   if old ~= new then
     DELTA[old] = (DELTA[old] or 0) - 1
     DELTA[new] = (DELTA[new] or 0) + 1
+    if FINAL[new] then REACHED[new] = (REACHED[new] or 0) + 1 end
   end
   return 1
 end
 local function flush()
   for status, n in pairs(DELTA) do
-    if n ~= 0 then redis.call('HINCRBY', KEYS[1], 'n:' .. status, n) end
+    if n ~= 0 then
+      redis.call('HINCRBY', KEYS[1], 'n:' .. status, n)
+      if not FINAL[status] then count(status, n) end
+    end
   end
-  DELTA = {{}}
+  for status, n in pairs(REACHED) do count(status, n) end
+  DELTA, REACHED = {{}}, {{}}
 end
 local function settle(now, ttl)
   local state = redis.call('HGET', KEYS[1], 'state')
@@ -168,6 +220,7 @@ local function settle(now, ttl)
   return state
 end
 """
+)
 
 # ARGV: now, ttl, then (index, status, record, expect) quadruples.
 # Returns the indices that moved.
@@ -188,7 +241,9 @@ return applied
 
 # Initial records; a record that already exists (a resubmission) is left alone.
 # ARGV: now, then (index, status, record) triples.
-_LUA_ADD = """
+_LUA_ADD = (
+    _LUA_COUNT
+    + """
 local added, counts = 0, {}
 local cancelled = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
 for i = 2, #ARGV, 3 do
@@ -203,11 +258,15 @@ for i = 2, #ARGV, 3 do
     added = added + 1
   end
 end
-for status, n in pairs(counts) do redis.call('HINCRBY', KEYS[1], 'n:' .. status, n) end
+for status, n in pairs(counts) do
+  redis.call('HINCRBY', KEYS[1], 'n:' .. status, n)
+  count(status, n)
+end
 if added > 0 then redis.call('HINCRBY', KEYS[1], 'total', added) end
 redis.call('HSET', KEYS[1], 'touched_at', ARGV[1])
 return added
 """
+)
 
 # ARGV: now, ttl, chunks.
 _LUA_OPEN = (
@@ -239,7 +298,9 @@ return 1
 
 # Deliberately move ``unknown`` recipients back to ``queued`` (requeue on purpose).
 # ARGV: (index, record) pairs.
-_LUA_REOPEN = """
+_LUA_REOPEN = (
+    _LUA_COUNT
+    + """
 local moved = 0
 for i = 1, #ARGV, 2 do
   local cur = redis.call('HGET', KEYS[2], ARGV[i])
@@ -251,6 +312,7 @@ for i = 1, #ARGV, 2 do
   end
 end
 if moved > 0 then
+  count('queued', moved)  -- 'unknown' counts arrivals: it stays
   redis.call('HSET', KEYS[1], 'state', 'running')
   redis.call('HDEL', KEYS[1], 'finished_at')
   redis.call('SADD', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
@@ -260,6 +322,7 @@ if moved > 0 then
 end
 return moved
 """
+)
 
 # Cancel: queued recipients become cancelled, built from their current record.
 # ARGV: now, ttl, then indices.
@@ -305,6 +368,7 @@ class ResultStore:
             keys.results(sending_id),
             keys.ACTIVE,
             keys.chunks(sending_id),
+            keys.METRICS,
         ]
 
     async def create_sending(
@@ -396,25 +460,42 @@ class ResultStore:
         return {i: codec.loads(r) for i, r in raw.items()}
 
     async def status(self, sending_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hgetall(keys.sending(sending_id))
-        if not raw:
-            return None
-        meta = {k.decode(): v.decode() for k, v in raw.items() if k != b"spec"}
-        counts = {s: int(meta.get(f"n:{s}", 0)) for s in STATUSES}
-        status: dict[str, Any] = {
-            "id": sending_id,
-            "kind": meta.get("kind"),
-            "state": meta.get("state"),
-            "final": meta.get("state") == "done",
-            "counts": {"total": int(meta.get("total", 0)), **counts},
-            "chunks": int(meta["chunks"]) if "chunks" in meta else None,
-            "created_at": meta.get("created_at"),
-            "finished_at": meta.get("finished_at"),
-        }
-        for extra in ("cancelled_at", "interrupted"):
-            if extra in meta:
-                status[extra] = meta[extra]
-        return status
+        return (await self.statuses([sending_id]))[0]
+
+    async def statuses(self, sending_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """Each sending's status (None: no such sending), in one round trip.
+
+        Only the fields a status shows are read, never the spec (which holds an
+        email's attachments)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sending_id in sending_ids:
+                pipe.hmget(keys.sending(sending_id), STATUS_FIELDS)
+            rows = await pipe.execute()
+        return [_status(sending_id, row) for sending_id, row in zip(sending_ids, rows, strict=True)]
+
+    async def newest(
+        self, count: int, *, before: Position | None = None, since: float | None = None
+    ) -> list[Position]:
+        """Up to ``count`` sendings as ``(created, id)``, newest first: those after
+        ``before`` (a position this returned) and created after ``since`` (epoch)."""
+        top = "+inf" if before is None else repr(before[0])
+        bottom = "-inf" if since is None else f"({since!r}"
+        found: list[Position] = []
+        offset = 0
+        want = count + (before is not None)  # the sending at ``before`` comes back too
+        while len(found) < count:
+            got = await self.redis.zrevrangebyscore(
+                keys.SENDINGS, top, bottom, start=offset, num=want, withscores=True
+            )
+            for member, score in got:
+                position = (float(score), member.decode())
+                # Equal scores come in descending id order: those up to ``before`` were seen.
+                if before is None or position < before:
+                    found.append(position)
+            if len(got) < want:
+                break
+            offset += len(got)
+        return found[:count]
 
     async def chunk_entries(self, sending_id: str) -> AsyncIterator[tuple[str, list[chunks.Entry]]]:
         """Every chunk of the sending with its entries, one chunk in memory at a time."""

@@ -124,6 +124,18 @@ class Settings(BaseSettings):
         "its sending opened with what was recorded",
     )
 
+    # --- web service (bulksend serve) ------------------------------------------
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token for every route of `bulksend serve` (required by it)"
+    )
+    readonly_token: SecretStr | None = Field(
+        None, description="Bearer token for the GET routes of `bulksend serve` only"
+    )
+    api_max_body_mb: float = Field(
+        25, gt=0, description="Largest request body the HTTP API reads, MiB (413 above)"
+    )
+    metrics_public: bool = Field(False, description="Serve /metrics without a token")
+
     # --- sandbox --------------------------------------------------------------
     sandbox_username: str = Field("sandbox", description="Username the sandbox accepts")
     sandbox_api_password: SecretStr = Field(
@@ -141,6 +153,10 @@ class Settings(BaseSettings):
     @property
     def max_message_attachments_bytes(self) -> int:
         return int(self.max_message_attachments_mb * MIB)
+
+    @property
+    def api_max_body_bytes(self) -> int:
+        return int(self.api_max_body_mb * MIB)
 
 
 @lru_cache(maxsize=1)

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import subprocess
 import sys
+import time
+
+import httpx
+import pytest
+
+from bulksend.stack import free_port
 
 
 def test_demo_every_channel_recorded_once(env: dict[str, str]) -> None:
@@ -19,3 +27,40 @@ def test_demo_every_channel_recorded_once(env: dict[str, str]) -> None:
     assert "every recipient recorded once; nobody received twice" in out
     for channel in ("sms", "email", "voice", "voice-audio", "landing", "whatsapp"):
         assert channel in out
+
+
+def test_demo_serve_keeps_the_stack_behind_the_api_until_ctrl_c(env: dict[str, str]) -> None:
+    port = free_port()
+    argv = ["demo", "--recipients", "200", "--serve", "--port", str(port)]
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "bulksend", *argv],
+        env={**env, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        out, token = "", None
+        deadline = time.monotonic() + 180
+        while token is None and time.monotonic() < deadline and demo.poll() is None:
+            line = demo.stdout.readline()
+            out += line
+            found = re.match(r"token (\S+)", line.strip())
+            token = found.group(1) if found else None
+        assert token is not None, out
+        assert "every recipient recorded once; nobody received twice" in out
+        assert f"bulksend serve on http://127.0.0.1:{port}" in out
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as api:
+            assert api.get("/v1/sendings").status_code == 401
+            listed = api.get("/v1/sendings", headers={"Authorization": f"Bearer {token}"})
+            kinds = {status["kind"] for status in listed.json()["data"]}
+            assert {"sms", "email", "voice", "voice-audio", "landing", "whatsapp"} <= kinds
+        demo.send_signal(signal.SIGINT)  # Ctrl-C
+        assert demo.wait(120) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    with pytest.raises(httpx.TransportError):  # the server went with the demo
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)

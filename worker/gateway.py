@@ -3,6 +3,9 @@
 The slot bounds concurrent calls per worker (``BULKSEND_PROVIDER_MAX_CONNECTIONS``);
 the turn is the account's shared rate limit. Both waits end at the caller's
 deadline with ``NoTurn``, so waiting never runs a job into its timeout.
+
+Every provider call a worker makes is ``post``: it is timed and counted here
+(``worker.metrics``, one Redis round trip), whatever its outcome.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from contextlib import asynccontextmanager
 from jobs import channels
 from jobs.planning import Call
 from worker.mail_api import MailClient
+from worker.metrics import CallMetrics
 from worker.provider import ProviderClient, Reply
 from worker.rate_limit import NoTurn, RateLimiter
 
@@ -28,10 +32,12 @@ class ProviderGateway:
         mail: MailClient,
         limiter: RateLimiter,
         max_connections: int,
+        metrics: CallMetrics | None = None,
     ) -> None:
         self.provider = provider
         self.mail = mail
         self.limiter = limiter
+        self.metrics = metrics
         self._slots = asyncio.Semaphore(max_connections)
 
     @asynccontextmanager
@@ -49,6 +55,22 @@ class ProviderGateway:
 
     async def post(self, endpoint: str, call: Call) -> Reply:
         path = call.endpoint or endpoint
+        started = time.perf_counter()
+        try:
+            reply = await self._post(path, call)
+        except Exception as exc:
+            await self._count(path, call, exc, started)
+            raise
+        await self._count(path, call, reply, started)
+        return reply
+
+    async def _count(
+        self, path: str, call: Call, outcome: Reply | Exception, started: float
+    ) -> None:
+        if self.metrics is not None:
+            await self.metrics.observe(path, call, outcome, time.perf_counter() - started)
+
+    async def _post(self, path: str, call: Call) -> Reply:
         if call.api == "mail":
             return await self.mail.upload(path, call.request_body(), len(call.entries))
         results_of = channels.get(call.kind).results_of

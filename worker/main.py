@@ -30,6 +30,7 @@ from worker.batching import Batcher
 from worker.context import CTX_KEY, WorkerContext, of
 from worker.gateway import ProviderGateway
 from worker.mail_api import MailClient
+from worker.metrics import CallMetrics, heartbeat_forever, stop_heartbeat, worker_id
 from worker.provider import ProviderClient
 from worker.rate_limit import RateLimiter
 from worker.sweeper import sweep_forever
@@ -58,7 +59,9 @@ async def startup(ctx: dict[str, Any]) -> None:
         settings.mail_secret_key.get_secret_value(),
         timeout=settings.provider_timeout,
     )
-    gateway = ProviderGateway(provider, mail, limiter, settings.provider_max_connections)
+    gateway = ProviderGateway(
+        provider, mail, limiter, settings.provider_max_connections, CallMetrics(redis)
+    )
     ctx["provider"] = provider
     ctx["mail"] = mail
     ctx[CTX_KEY] = WorkerContext(
@@ -74,6 +77,8 @@ async def startup(ctx: dict[str, Any]) -> None:
         api=provider,
     )
     ctx["sweeper"] = asyncio.create_task(sweep_forever(redis, settings))
+    ctx["worker_id"] = me = worker_id()
+    ctx["heartbeat"] = asyncio.create_task(heartbeat_forever(redis, settings.queue_name, me))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -84,6 +89,11 @@ async def shutdown(ctx: dict[str, Any]) -> None:
             await sweeper
     if CTX_KEY in ctx:
         await of(ctx).batcher.close()
+    if "worker_id" in ctx:
+        settings: Settings = ctx["settings"]
+        await stop_heartbeat(
+            ctx.get("heartbeat"), ctx["redis"], settings.queue_name, ctx["worker_id"]
+        )
     for client in (ctx.get("provider"), ctx.get("mail")):
         if client is not None:
             await client.aclose()

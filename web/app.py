@@ -1,0 +1,89 @@
+"""The web service's app, put together from small parts: ``create_app(settings)``.
+
+Routes come from their modules (enqueue per channel, imports, sendings, the
+account, probes and metrics, the API's own documentation); around them two
+middlewares, outermost first — ``TokenAuth`` (who may call what), then
+``BodyLimit`` (how much is read) — so that an unauthenticated request is refused
+before a byte of its body is read. Errors become answers in ``web.errors`` and
+nowhere else. The lifespan opens one producer (one Redis pool) per process;
+it does not wait for Redis, so the process comes up and ``/readyz`` says 503
+until Redis answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from jobs.producer import Producer
+from jobs.settings import Settings
+from web import account, enqueue, imports, ops, sendings
+from web.auth import TokenAuth, require_token
+from web.docs import docs_page
+from web.errors import EXCEPTION_HANDLERS
+from web.limits import BodyLimit
+from web.openapi import ApiRoute, Doc, openapi_json
+
+__all__ = ["create_app"]
+
+
+def _documentation() -> list[ApiRoute]:
+    return [
+        ApiRoute(
+            "/openapi.json",
+            openapi_json,
+            methods=["GET"],
+            name="openapi",
+            doc=Doc(summary="This API's OpenAPI document", answer="OpenAPI 3.1", public=True),
+        ),
+        ApiRoute(
+            "/docs",
+            docs_page,
+            methods=["GET"],
+            name="docs",
+            doc=Doc(summary="This API's documentation, as HTML", answer="a page", public=True),
+        ),
+    ]
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The app for ``settings``; ``ConfigurationError`` without ``BULKSEND_API_TOKEN``."""
+    token = require_token(settings)
+    routes: list[ApiRoute] = [
+        *enqueue.routes(),
+        imports.route,
+        *sendings.routes,
+        account.route,
+        *ops.routes(settings),
+        *_documentation(),
+    ]
+    readonly = settings.readonly_token.get_secret_value() if settings.readonly_token else None
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        producer = await Producer.connect(settings, wait=False)
+        app.state.producer = producer
+        try:
+            yield
+        finally:
+            await producer.close()
+
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(
+                TokenAuth,
+                api_token=token,
+                readonly_token=readonly,
+                public=[route.path for route in routes if route.doc.public],
+            ),
+            Middleware(BodyLimit, max_bytes=settings.api_max_body_bytes),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app

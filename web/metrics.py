@@ -1,0 +1,261 @@
+"""``GET /metrics``: the cluster-wide view in Prometheus' text format, read from Redis.
+
+Nothing is counted in this process: every number comes from Redis, so every
+replica of the web service answers the same, and a restart loses nothing. The
+counters are the workers' (``worker.metrics``: per provider call) and the result
+store's (``jobs.results``: recipients, moved with each sending's own counters);
+the gauges are read from the queue, the sendings and the account as they are now.
+
+A scrape costs a few round trips whatever the history: one hash of counters,
+the front of arq's queue (at most ``QUEUE_SCAN`` due jobs, to tell the waiting
+from the running), the sendings not yet done, and one hash per stop scope.
+
+=============================================  =====================================
+``bulksend_recipients_total{kind,status}``     recipients that reached a final status
+``bulksend_recipients_pending{kind,status}``   recipients queued or sending now
+``bulksend_provider_requests_total``           provider calls by ``endpoint`` and
+                                               ``code`` (error code, ``0`` for 2xx,
+                                               ``http_<status>``, ``ambiguous``,
+                                               ``not_sent``)
+``bulksend_provider_request_duration_seconds`` their durations, by ``endpoint``
+``bulksend_parts_billed_total{encoding}``      SMS parts the provider accepted
+``bulksend_queue_depth``                       due chunk jobs not running yet
+``bulksend_jobs_in_progress``                  chunk jobs running now
+``bulksend_jobs_deferred``                     chunk jobs due later (retries, waits)
+``bulksend_oldest_job_age_seconds``            how long the oldest waiting job has been due
+``bulksend_workers_alive``                     workers that beat within ``ALIVE_S``
+``bulksend_account_state{scope,state}``        1 per hold or halt of the account
+``bulksend_sendings{state}``                   sendings enqueuing, running, done
+=============================================  =====================================
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from jobs import channels, keys
+from jobs.accounts import ACCOUNT, account_id
+from jobs.results import PENDING
+from jobs.settings import Settings
+from worker.metrics import BUCKETS, INF, alive, le
+
+__all__ = ["render"]
+
+QUEUE_SCAN = 10_000  # due jobs looked at to find the running ones (arq runs the oldest)
+BATCH = 1000  # commands per pipeline when reading many sendings
+SENDING_STATES = ("enqueuing", "running", "done")
+
+
+async def render(redis: Any, settings: Settings) -> tuple[bytes, str]:
+    """The body of ``GET /metrics`` and its content type."""
+    families = await collect(redis, settings)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class _Families:
+    """A collector of families read already (``prometheus_client.registry.Collector``)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+@dataclass
+class _Counters:
+    """``keys.METRICS``, taken apart."""
+
+    reached: dict[tuple[str, str], float] = field(default_factory=dict)
+    pending: dict[tuple[str, str], float] = field(default_factory=dict)
+    requests: dict[tuple[str, str], float] = field(default_factory=dict)
+    buckets: dict[str, dict[str, float]] = field(default_factory=dict)  # endpoint → le → n
+    seconds: dict[str, float] = field(default_factory=dict)  # endpoint → sum
+    parts: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: dict[bytes, bytes]) -> _Counters:
+        out = cls()
+        for name, value in raw.items():
+            try:
+                out._add(name.decode(), float(value))
+            except ValueError:  # not a field this version knows: leave it out
+                continue
+        return out
+
+    def _add(self, name: str, n: float) -> None:
+        what, _, rest = name.partition(keys.metrics_field("", ""))
+        if what == keys.METRICS_RECIPIENTS:
+            kind, status = keys.metrics_field_parts(rest, 2)
+            (self.pending if status in PENDING else self.reached)[kind, status] = n
+        elif what == keys.METRICS_REQUESTS:
+            code, endpoint = keys.metrics_field_parts(rest, 2)
+            self.requests[endpoint, code] = n
+        elif what == keys.METRICS_LATENCY:
+            bound, endpoint = keys.metrics_field_parts(rest, 2)
+            float(bound)  # a bound, or "+Inf"
+            self.buckets.setdefault(endpoint, {})[bound] = n
+        elif what == keys.METRICS_LATENCY_SUM:
+            self.seconds[rest] = n
+        elif what == keys.METRICS_PARTS:
+            self.parts[rest] = n
+
+
+@dataclass
+class _Queue:
+    due: int
+    deferred: int
+    running: int
+    oldest_age: float
+
+    @property
+    def waiting(self) -> int:
+        return max(self.due - self.running, 0)
+
+
+async def collect(redis: Any, settings: Settings) -> list[Metric]:
+    """Every family, from what Redis holds now."""
+    now = time.time()
+    queue = settings.queue_name
+    account = account_id(settings)
+    scopes = [ACCOUNT, *(c.kind for c in channels.all_channels())]
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.METRICS)
+        pipe.hgetall(keys.workers(queue))
+        pipe.zcount(queue, "-inf", now * 1000)
+        pipe.zcount(queue, f"({now * 1000!r}", "+inf")
+        pipe.zrangebyscore(queue, "-inf", now * 1000, start=0, num=QUEUE_SCAN, withscores=True)
+        pipe.zcard(keys.SENDINGS)
+        pipe.smembers(keys.ACTIVE)
+        for scope in scopes:
+            pipe.hget(keys.stop(account, scope), "state")
+        raw, beats, due, deferred, front, listed, active, *stops = await pipe.execute()
+    queue_now = await _queue(redis, now, int(due), int(deferred), front)
+    sendings = await _sendings(redis, [m.decode() for m in active], int(listed))
+    counters = _Counters.parse(raw)
+    families = _recipients(counters) + _provider(counters)
+    families += _gauges(queue_now, alive(beats, now), sendings)
+    state = GaugeMetricFamily(
+        "bulksend_account_state",
+        "1 for each hold or halt of the provider account, by scope (* or a channel)",
+        labels=["scope", "state"],
+    )
+    for scope, stop in zip(scopes, stops, strict=True):
+        if stop is not None:
+            state.add_metric([scope, stop.decode()], 1)
+    return [*families, state]
+
+
+async def _queue(
+    redis: Any, now: float, due: int, deferred: int, front: Sequence[tuple[bytes, float]]
+) -> _Queue:
+    """arq keeps a running job in its queue until it ends: the due jobs with an
+    in-progress key are running, the others waiting."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id, _ in front:
+            pipe.exists(keys.arq_in_progress(job_id.decode()))
+        running = [bool(n) for n in await pipe.execute()] if front else []
+    waiting = [score for (_, score), busy in zip(front, running, strict=True) if not busy]
+    oldest = max(now - min(waiting) / 1000, 0.0) if waiting else 0.0
+    return _Queue(due, deferred, sum(running), oldest)
+
+
+async def _sendings(redis: Any, active: list[str], listed: int) -> dict[str, int]:
+    """Sendings by state: the active ones as their records say, every other one listed
+    is done (its records kept or expired)."""
+    counts = dict.fromkeys(SENDING_STATES, 0)
+    for start in range(0, len(active), BATCH):
+        async with redis.pipeline(transaction=False) as pipe:
+            for sending_id in active[start : start + BATCH]:
+                pipe.hget(keys.sending(sending_id), "state")
+            for state in await pipe.execute():
+                if state is not None and state.decode() in counts:
+                    counts[state.decode()] += 1
+    counts["done"] += max(listed - len(active), 0)
+    return counts
+
+
+def _recipients(c: _Counters) -> list[Metric]:
+    reached = CounterMetricFamily(
+        "bulksend_recipients",
+        "Recipients that reached a final status, by kind (a recipient recorded unknown "
+        "and answered later, or requeued, counts again in its new status)",
+        labels=["kind", "status"],
+    )
+    for labels, n in sorted(c.reached.items()):
+        reached.add_metric(labels, n)
+    pending = GaugeMetricFamily(
+        "bulksend_recipients_pending",
+        "Recipients queued or being sent now, by kind",
+        labels=["kind", "status"],
+    )
+    for labels, n in sorted(c.pending.items()):
+        pending.add_metric(labels, n)
+    return [reached, pending]
+
+
+def _provider(c: _Counters) -> list[Metric]:
+    requests = CounterMetricFamily(
+        "bulksend_provider_requests",
+        "Provider calls by endpoint and outcome code (the provider's error code, 0 for a "
+        "2xx answer, http_<status> without a code, ambiguous, not_sent)",
+        labels=["endpoint", "code"],
+    )
+    for labels, n in sorted(c.requests.items()):
+        requests.add_metric(labels, n)
+    duration = HistogramMetricFamily(
+        "bulksend_provider_request_duration_seconds",
+        "How long provider calls took, by endpoint",
+        labels=["endpoint"],
+    )
+    for endpoint, by_le in sorted(c.buckets.items()):
+        # Every bucket on every scrape, empty or not (and any a former version wrote).
+        bounds = {*by_le, *(le(b) for b in BUCKETS)} - {INF}
+        cumulative, total = [], 0.0
+        for bound in sorted(bounds, key=float):
+            total += by_le.get(bound, 0.0)
+            cumulative.append((repr(float(bound)), total))
+        cumulative.append((INF, total + by_le.get(INF, 0.0)))
+        duration.add_metric([endpoint], cumulative, sum_value=c.seconds.get(endpoint, 0.0))
+    parts = CounterMetricFamily(
+        "bulksend_parts_billed",
+        "SMS parts the provider accepted, by encoding",
+        labels=["encoding"],
+    )
+    for encoding, n in sorted(c.parts.items()):
+        parts.add_metric([encoding], n)
+    return [requests, duration, parts]
+
+
+def _gauges(queue: _Queue, workers: int, sendings: dict[str, int]) -> list[Metric]:
+    def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+        return GaugeMetricFamily(name, doc, value=value)
+
+    by_state = GaugeMetricFamily("bulksend_sendings", "Sendings by state", labels=["state"])
+    for state in SENDING_STATES:
+        by_state.add_metric([state], sendings[state])
+    return [
+        gauge("bulksend_queue_depth", "Chunk jobs due and not running yet", queue.waiting),
+        gauge("bulksend_jobs_in_progress", "Chunk jobs running now", queue.running),
+        gauge("bulksend_jobs_deferred", "Chunk jobs due later (retries, waits)", queue.deferred),
+        gauge(
+            "bulksend_oldest_job_age_seconds",
+            "How long the oldest waiting chunk job has been due (0: none waits)",
+            queue.oldest_age,
+        ),
+        gauge("bulksend_workers_alive", "Workers that sent a heartbeat lately", workers),
+        by_state,
+    ]
