@@ -268,6 +268,21 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def listing(producer: Any) -> list[dict[str, Any]]:
+        page, _ = await producer.sendings(args.limit, state=args.state, kind=args.kind)
+        return list(page)
+
+    with _redis(settings) as live:
+        statuses = _with_producer(live, listing)
+    if args.json:
+        _print_json({"data": statuses})
+    else:
+        for status in statuses:
+            _print_status(status)
+    return 0
+
+
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     async def export(producer: Any) -> int:
         if await producer.status(args.id) is None:
@@ -464,6 +479,13 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--timeout", type=float, help="with --wait: give up after N seconds")
     imp.add_argument("--json", action="store_true", help="print one JSON object")
     imp.set_defaults(handler=cmd_import)
+
+    listing = sub.add_parser("list", help="the sendings, newest first")
+    listing.add_argument("--state", help="enqueuing, running or done")
+    listing.add_argument("--kind", help="sms, email, …, contacts")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_list)
 
     report = sub.add_parser("report", help="a sending's recipients as CSV (formula-safe)")
     report.add_argument("id")

@@ -188,3 +188,16 @@ async def test_cancel_before_any_worker_runs_cancels_everyone(
     assert cli(env, "cancel", "s-nope").stderr.startswith("bulksend: error: id: no sending")
     await drain(settings)  # the chunk job runs, and sends nothing
     assert sandbox_stats(sandbox_url)["requests"] == 0
+
+
+def test_list_shows_the_sendings_newest_first(env: dict[str, str], redis_url: str) -> None:
+    ids = []
+    for text in ("one", "two"):
+        sent = cli(env, "send", "sms", "--from", "T", "--message", text, "--to", "34666555444",
+                   "--json")  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        ids.append(json.loads(sent.stdout)["id"])
+    listed = cli(env, "list", "--kind", "sms", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [s["id"] for s in json.loads(listed.stdout)["data"]] == ids[::-1]
+    assert json.loads(cli(env, "list", "--kind", "email", "--json").stdout)["data"] == []
