@@ -361,8 +361,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             http="httptools",
             server_header=False,
             log_level="info",
-            # One line per request is a proxy's job; ours name sendings, never people.
-            access_log=False,
         )
     return 0
 
