@@ -82,16 +82,22 @@ async def read_stop(redis: Any, account: str, scope: str = ACCOUNT) -> Stop | No
     return _decode(await redis.hgetall(keys.stop(account, scope)), scope)
 
 
+def stop_scopes() -> list[str]:
+    """Every scope a stop can have: the account's, then each registered channel's."""
+    from jobs import channels
+
+    return [ACCOUNT, *(c.kind for c in channels.all_channels())]
+
+
 async def read_stops(redis: Any, account: str) -> list[Stop]:
-    """Every stop of the account, the account-wide one first."""
-    scopes = sorted(
-        [
-            keys.stop_scope(account, k.decode())
-            async for k in redis.scan_iter(match=keys.stops_match(account))
-        ],
-        key=lambda s: (s != ACCOUNT, s),
-    )
-    stops = [await read_stop(redis, account, scope) for scope in scopes]
+    """Every stop of the account, the account-wide one first: one pipelined read of the
+    known scopes, never a SCAN (whose cost grows with every key in Redis)."""
+    scopes = stop_scopes()
+    async with redis.pipeline(transaction=False) as pipe:
+        for scope in scopes:
+            pipe.hgetall(keys.stop(account, scope))
+        found = await pipe.execute()
+    stops = [_decode(raw, scope) for raw, scope in zip(found, scopes, strict=True)]
     return [s for s in stops if s is not None]
 
 

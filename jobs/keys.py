@@ -109,16 +109,6 @@ def stop(account: str, scope: str) -> str:
     return f"bs:stop:{account}:{scope}"
 
 
-def stops_match(account: str) -> str:
-    """A SCAN pattern for every ``stop`` key of ``account``."""
-    return stop(account, "*")
-
-
-def stop_scope(account: str, key: str) -> str:
-    """The scope of a ``stop`` key of ``account``."""
-    return key.removeprefix(stop(account, ""))
-
-
 def probe(account: str, scope: str) -> str:
     return f"bs:probe:{account}:{scope}"
 

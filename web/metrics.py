@@ -44,8 +44,8 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from jobs import channels, keys
-from jobs.accounts import ACCOUNT, account_id
+from jobs import keys
+from jobs.accounts import account_id, stop_scopes
 from jobs.results import PENDING
 from jobs.settings import Settings
 from worker.metrics import BUCKETS, INF, alive, le
@@ -131,7 +131,7 @@ async def collect(redis: Any, settings: Settings) -> list[Metric]:
     now = time.time()
     queue = settings.queue_name
     account = account_id(settings)
-    scopes = [ACCOUNT, *(c.kind for c in channels.all_channels())]
+    scopes = stop_scopes()
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.METRICS)
         pipe.hgetall(keys.workers(queue))
