@@ -181,11 +181,14 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_requeue(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.unknown:
-        raise CliError("requeue: say what to requeue: --unknown")
+    if args.unknown == args.failed:
+        raise CliError("requeue: say what to requeue, exactly one of: --unknown, --failed")
     with _redis(settings) as live:
-        moved = _with_producer(live, lambda p: p.requeue_unknown(args.id))
-    print(f"{moved} recipients with an unknown outcome queued again")
+        moved = _with_producer(
+            live, lambda p: p.requeue(args.id, "unknown" if args.unknown else "failed")
+        )
+    what = "with an unknown outcome" if args.unknown else "that failed"
+    print(f"{moved} recipients {what} queued again")
     return 0
 
 
@@ -442,9 +445,14 @@ def parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(handler=cmd_sms_info)
 
-    requeue = sub.add_parser("requeue", help="send again, on purpose, recipients in doubt")
+    requeue = sub.add_parser(
+        "requeue", help="send again, on purpose, recipients in doubt, or failed"
+    )
     requeue.add_argument("id")
     requeue.add_argument("--unknown", action="store_true", help="recipients recorded unknown")
+    requeue.add_argument(
+        "--failed", action="store_true", help="recipients recorded failed (attempts afresh)"
+    )
     requeue.set_defaults(handler=cmd_requeue)
 
     resume = sub.add_parser("resume", help="lift a hold or halt of the provider account")

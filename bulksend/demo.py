@@ -152,7 +152,9 @@ def _serve_until_interrupted(console: Console, env: dict[str, str], port: int) -
     """``bulksend serve`` over the demo's stack with a fresh token, until Ctrl-C."""
     token = secrets.token_urlsafe(32)
     with ServeProcess({**env, "BULKSEND_API_TOKEN": token}, port=port) as server:
-        console.print(f"bulksend serve on {server.url} · docs {server.url}/docs")
+        console.print(
+            f"dashboard {server.url}/ (sign in with the token) · API docs {server.url}/docs"
+        )
         console.print(f"token {token}")
         console.print(f'try: curl -H "Authorization: Bearer {token}" {server.url}/v1/sendings')
         console.print("Ctrl-C stops everything", highlight=False)

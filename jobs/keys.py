@@ -8,16 +8,27 @@ Per sending:
 ``bs:chunks:{id}``       hash  chunk name → its entries ``[[index, to, extras], …]``
 ``bs:fails:{id}:{chunk}`` str  runs of that chunk that ended in an error
 ``bs:prepare:{id}``      str   the lock of the run preparing its calls (an import's group)
+``bs:breakdown:{id}``    hash  what its recipients ended with, counted as they arrive:
+                               ``code:<code>`` (rejected, failed, unknown, expired; ``none``
+                               without a code), ``parts:<encoding>`` and
+                               ``accepted:<encoding>`` (accepted SMS)
 
 Across sendings:
 
 ``bs:sendings``          zset  sending ids by creation time, for listings
+``bs:campaigns``         zset  ``<lowercased campaign name>\\x00<id>`` at score 0: sendings by
+                               campaign name prefix (ZRANGEBYLEX)
 ``bs:active``            set   sendings not yet done: what the sweeper looks at
 ``bs:group:{name}``      set   the imports into that messaging group (``send --group``)
 ``bs:sweep``             str   the sweeper's lock (one worker sweeps at a time)
+``bs:activity``          list  the dashboard's actions (what, when, which token kind), capped
 ``bs:metrics``           hash  what ``/metrics`` shows, cluster-wide (``web.metrics``): the
                                fields ``metrics_field(...)`` names, see ``METRICS``
-``bs:workers:{queue}``   hash  worker (host:pid:token) → its last heartbeat, epoch seconds
+``bs:workers:{queue}``   hash  worker (host:pid:token) → its last heartbeat, JSON
+                               ``{"at": epoch seconds, "running": chunk jobs}`` (a bare
+                               epoch from older workers)
+``bs:series:{epoch}``    hash  provider calls of the 10 s starting at that epoch (a multiple
+                               of 10): ``accepted`` recipients, ``errors``; kept 2 hours
 
 Per provider account (``user@host``) and stop scope (``*`` or a channel):
 
@@ -43,8 +54,11 @@ from arq.constants import (
 )
 
 SENDINGS = "bs:sendings"
+CAMPAIGNS = "bs:campaigns"
+CAMPAIGN_SEP = "\x00"  # between name and id; no id holds it, so a member splits at its last
 ACTIVE = "bs:active"
 SWEEP_LOCK = "bs:sweep"
+ACTIVITY = "bs:activity"  # the dashboard's actions, newest first (web.dashboard.activity)
 
 # The counters behind ``/metrics``, one hash for every worker and replica. Fields are
 # ``metrics_field(what, …)``, the free-form part (an endpoint) last:
@@ -84,6 +98,17 @@ def results(sending_id: str) -> str:
 
 def chunks(sending_id: str) -> str:
     return f"bs:chunks:{sending_id}"
+
+
+def breakdown(sending_id: str) -> str:
+    """What a sending's recipients ended with (codes, parts), moved with their records."""
+    return f"bs:breakdown:{sending_id}"
+
+
+def campaign_member(name: str, sending_id: str) -> str:
+    """A sending's member of ``CAMPAIGNS``: its name lowercased first, so that a
+    lexicographic range is a case-insensitive prefix search."""
+    return f"{name.lower()}{CAMPAIGN_SEP}{sending_id}"
 
 
 def prepare_lock(sending_id: str) -> str:
@@ -135,6 +160,11 @@ def rate(account: str, what: str) -> str:
 def workers(queue_name: str) -> str:
     """The workers on ``queue_name`` and their last heartbeats (``bulksend_workers_alive``)."""
     return f"bs:workers:{queue_name}"
+
+
+def series(bucket: int) -> str:
+    """The provider calls of the 10 seconds starting at epoch ``bucket`` (live chart)."""
+    return f"bs:series:{bucket}"
 
 
 # arq's keys ------------------------------------------------------------------------

@@ -34,7 +34,16 @@ from jobs.chunks import CHUNK_FUNCTION, Entry
 from jobs.contact_rows import ContactFile
 from jobs.contacts import ContactImport, neutralise_cell
 from jobs.errors import ConfigurationError, SendingNotFound
-from jobs.results import Position, Record, ResultStore, digest, now_iso, successor
+from jobs.results import (
+    REQUEUEABLE,
+    Position,
+    Record,
+    Requeueable,
+    ResultStore,
+    digest,
+    now_iso,
+    successor,
+)
 from jobs.settings import Settings, get_settings
 from jobs.templating import TextRules, missing_variables, stand_ins
 
@@ -286,29 +295,36 @@ class Producer:
         await chunks.enqueue(self.redis, sending_id, chunk, expires_s=self._job_expires_s)
         return 1
 
-    async def requeue_unknown(self, sending_id: str) -> int:
-        """Send again, on purpose, the recipients whose outcome is unknown.
+    async def requeue(self, sending_id: str, status: Requeueable) -> int:
+        """Send again, on purpose, the recipients recorded ``status`` (``unknown`` or
+        ``failed``); returns how many were queued again.
 
-        They may already have reached the provider: this is the operator's
-        decision (``bulksend requeue ID --unknown``), never the pipeline's. Each
-        goes back with the entry it was submitted with (its ``sub`` included),
-        as a new chunk written before the records are reopened: a crash after
-        the reopening leaves a chunk the sweeper enqueues. Their age counts
-        afresh (``queued_at``), and an earlier run still holding one of them
-        cannot send it too: the claims are compare-and-set.
+        An ``unknown`` one may already have reached the provider, and a ``failed``
+        one used up its attempts or its age: sending either again is the operator's
+        decision (``bulksend requeue ID --unknown`` / ``--failed``), never the
+        pipeline's. Each goes back with the entry it was submitted with (its ``sub``
+        included), as a new chunk written before the records are reopened: a crash
+        after the reopening leaves a chunk the sweeper enqueues. Their age counts
+        afresh (``queued_at``); a failed one also gets its attempts back (they ran
+        out, or it would not have failed), an unknown one keeps its count. An earlier
+        run still holding one of them cannot send it too: the claims are
+        compare-and-set.
         """
+        if status not in REQUEUEABLE:
+            raise ValueError(f"status: {status!r} is not one of {', '.join(REQUEUEABLE)}")
         if await self.store.status(sending_id) is None:
             raise SendingNotFound(sending_id)
         tag = uuid.uuid4().hex[:8]
+        fresh = {"attempts": 0} if status == "failed" else {}
         moved, n = 0, 0
         async for _, entries in self.store.chunk_entries(sending_id):
             current = await self.store.load(sending_id, [e.index for e in entries])
-            unknown = [
-                e for e in entries if e.index in current and current[e.index]["status"] == "unknown"
+            found = [
+                e for e in entries if e.index in current and current[e.index]["status"] == status
             ]
             size = self.settings.chunk_size
-            for start in range(0, len(unknown), size):
-                part = unknown[start : start + size]
+            for start in range(0, len(found), size):
+                part = found[start : start + size]
                 chunk = f"requeue-{tag}-{n}"
                 n += 1
                 await chunks.save(self.redis, sending_id, chunk, part)
@@ -317,14 +333,22 @@ class Producer:
                     (
                         e.index,
                         successor(
-                            current[e.index], "queued", queued_at=queued_at, requeued_at=queued_at
+                            current[e.index],
+                            "queued",
+                            queued_at=queued_at,
+                            requeued_at=queued_at,
+                            **fresh,
                         ),
                     )
                     for e in part
                 ]
-                moved += await self.store.reopen_unknown(sending_id, reopened)
+                moved += await self.store.reopen(sending_id, status, reopened)
                 await chunks.enqueue(self.redis, sending_id, chunk, expires_s=self._job_expires_s)
         return moved
+
+    async def requeue_unknown(self, sending_id: str) -> int:
+        """``requeue(sending_id, "unknown")``: the recipients whose outcome is unknown."""
+        return await self.requeue(sending_id, "unknown")
 
     async def submit_group(
         self, job: SendJob, group: str, idempotency_key: str | None = None

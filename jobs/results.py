@@ -13,6 +13,12 @@ only by the run holding that token. So two runs of one chunk (a re-run after a
 crash, a resubmission, a requeue) never both send one recipient, and no run
 overwrites another run's in-flight outcome. The one exception is deliberate: a
 late, certain answer of the run that owns an ``unknown`` record replaces it.
+
+The same step keeps what a dashboard reads without walking the records: the
+sending's breakdown (codes, parts by encoding), its first call, and its campaign
+name in a search index. A search through the records themselves is a bounded
+scan (``scan``), never an index: one more copy of a million recipients would cost
+more memory than an occasional, resumable search costs time.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Required, cast
+from typing import Any, Final, Literal, Required, cast
 
 from redis.asyncio import Redis
 from typing_extensions import TypedDict  # pydantic documents Record (the HTTP API) on 3.11
@@ -46,6 +53,13 @@ class Status(StrEnum):
 PENDING = (Status.QUEUED.value, Status.SENDING.value)
 FINAL = tuple(s.value for s in Status if s.value not in PENDING)
 STATUSES = PENDING + FINAL
+
+# The final statuses an operator may send again on purpose (``Producer.requeue``).
+Requeueable = Literal["unknown", "failed"]
+REQUEUEABLE: Final[tuple[Requeueable, ...]] = ("unknown", "failed")
+
+SCAN_STEP: Final = 1000  # records one HSCAN step reads (``ResultStore.scan``)
+SCAN_BUDGET: Final = 20_000  # records one search call examines at most
 
 
 class Record(TypedDict, total=False):
@@ -96,7 +110,7 @@ def successor(old: Record, status: str, **fields: Any) -> Record:
 
 # The fields of ``bs:sending:{id}`` a status shows (``kind`` is always there).
 _SHOWN = ("kind", "state", "total", "chunks", "created_at", "finished_at")
-_EXTRAS = ("cancelled_at", "interrupted")  # shown only when set
+_EXTRAS = ("cancelled_at", "interrupted", "first_call_at", "campaign")  # shown only when set
 STATUS_FIELDS = (*_SHOWN, *_EXTRAS, *(f"n:{s}" for s in STATUSES))
 
 # A sending's place in ``bs:sendings``: (creation epoch, id), what listings page by.
@@ -133,6 +147,25 @@ def digest(payload: Any) -> str:
     return hashlib.sha256(codec.dumps(payload)).hexdigest()
 
 
+def campaign_of(spec: Mapping[str, Any]) -> str | None:
+    """The campaign a sending's spec names (the provider's ``campaignName``), if any."""
+    payload = spec.get("payload")
+    name = payload.get("campaignName") if isinstance(payload, Mapping) else None
+    return name if isinstance(name, str) and name.strip() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """What a sending's recipients ended with, from ``keys.breakdown``, for a dashboard
+    that must not read a million records to draw it. Arrivals are counted: a recipient
+    answered late, or requeued and ended again, counts in each status it reached."""
+
+    codes: dict[str, int]  # code (``none``: without one) → recipients rejected, failed,
+    #                        unknown or expired with it
+    parts: dict[str, int]  # encoding → SMS parts of the accepted recipients
+    accepted_by_encoding: dict[str, int]  # encoding → accepted SMS recipients
+
+
 _FINAL_LUA = "{" + ", ".join(f"{s}=1" for s in FINAL) + "}"
 
 # The cluster-wide recipients by (kind, status) behind ``/metrics`` (``keys.METRICS``,
@@ -147,19 +180,59 @@ local function count(status, n)
 end
 """
 
+# The sending's breakdown (``keys.breakdown``, KEYS[6]) moves in the same call too,
+# counting arrivals as the metrics do: a final status with a code (rejected, failed,
+# unknown, expired) adds to ``code:<code>`` (``none`` without one), an accepted SMS to
+# ``parts:<encoding>`` and ``accepted:<encoding>``. A record is decoded only for that.
+# Written once per call (``write_tally``); a key made after the sending was given its
+# lifetime (a late answer) takes the sending's.
+_LUA_TALLY = f"""
+local FINAL = {_FINAL_LUA}
+local UNCODED = {{accepted=1, cancelled=1, suppressed=1}}
+local TALLY = {{}}
+local function tally(status, rec)
+  if not FINAL[status] or (UNCODED[status] and status ~= 'accepted') then return end
+  local r = cjson.decode(rec)
+  local field
+  if status == 'accepted' then
+    local parts, enc = r['parts'], r['encoding']
+    if type(parts) ~= 'number' or type(enc) ~= 'string' then return end
+    TALLY['parts:' .. enc] = (TALLY['parts:' .. enc] or 0) + parts
+    field = 'accepted:' .. enc
+  else
+    local code = r['code']
+    if type(code) == 'number' or type(code) == 'string' then
+      field = 'code:' .. tostring(code)
+    else
+      field = 'code:none'  -- absent, or cjson.null
+    end
+  end
+  TALLY[field] = (TALLY[field] or 0) + 1
+end
+local function write_tally()
+  if next(TALLY) == nil then return end
+  for field, n in pairs(TALLY) do redis.call('HINCRBY', KEYS[6], field, n) end
+  TALLY = {{}}
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[6], ttl) end
+end
+"""
+
 # Shared Lua prelude: KEYS[1] the sending, KEYS[2] its results, KEYS[3] the
-# active set, KEYS[5] the metrics. ``move`` writes one recipient's new record if
-# the CAS condition holds. Counter changes are summed in DELTA (and arrivals in a
-# final status in REACHED) and written once per call.
+# active set, KEYS[5] the metrics, KEYS[6] the breakdown. ``move`` writes one
+# recipient's new record if the CAS condition holds. Counter changes are summed in
+# DELTA (and arrivals in a final status in REACHED) and written once per call, with
+# ``first_call_at`` the first time a recipient goes on the wire (claimed
+# ``sending``) or a call's answer lands.
 # expect: '=' .. raw  the record is exactly raw (and not final)
 #         '@' .. run  the record is that run's: sending, or unknown (late answer)
 #         'q'         the record is queued
 #         ''          the record is pending
 _LUA_MOVE = (
     _LUA_COUNT
-    + f"""
-local FINAL = {_FINAL_LUA}
-local DELTA, REACHED = {{}}, {{}}
+    + _LUA_TALLY
+    + """
+local DELTA, REACHED, CALLED = {}, {}, false
 local CANCELLED = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
 local function move(idx, new, rec, expect)
   local cur = redis.call('HGET', KEYS[2], idx)
@@ -190,11 +263,15 @@ local function move(idx, new, rec, expect)
   if old ~= new then
     DELTA[old] = (DELTA[old] or 0) - 1
     DELTA[new] = (DELTA[new] or 0) + 1
-    if FINAL[new] then REACHED[new] = (REACHED[new] or 0) + 1 end
+    if FINAL[new] then
+      REACHED[new] = (REACHED[new] or 0) + 1
+      tally(new, rec)
+    end
   end
+  if new == 'sending' or (kind == '@' and FINAL[new]) then CALLED = true end
   return 1
 end
-local function flush()
+local function flush(now)
   for status, n in pairs(DELTA) do
     if n ~= 0 then
       redis.call('HINCRBY', KEYS[1], 'n:' .. status, n)
@@ -202,7 +279,12 @@ local function flush()
     end
   end
   for status, n in pairs(REACHED) do count(status, n) end
-  DELTA, REACHED = {{}}, {{}}
+  DELTA, REACHED = {}, {}
+  write_tally()
+  if CALLED then
+    redis.call('HSETNX', KEYS[1], 'first_call_at', now)
+    CALLED = false
+  end
 end
 local function settle(now, ttl)
   local state = redis.call('HGET', KEYS[1], 'state')
@@ -215,6 +297,7 @@ local function settle(now, ttl)
     redis.call('EXPIRE', KEYS[1], ttl)
     redis.call('EXPIRE', KEYS[2], ttl)
     redis.call('EXPIRE', KEYS[4], ttl)
+    redis.call('EXPIRE', KEYS[6], ttl)
     return 'done'
   end
   return state
@@ -233,7 +316,7 @@ for i = 3, #ARGV, 4 do
     applied[#applied + 1] = ARGV[i]
   end
 end
-flush()
+flush(ARGV[1])
 settle(ARGV[1], ARGV[2])
 return applied
 """
@@ -243,6 +326,7 @@ return applied
 # ARGV: now, then (index, status, record) triples.
 _LUA_ADD = (
     _LUA_COUNT
+    + _LUA_TALLY
     + """
 local added, counts = 0, {}
 local cancelled = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
@@ -256,8 +340,10 @@ for i = 2, #ARGV, 3 do
   if redis.call('HSETNX', KEYS[2], ARGV[i], rec) == 1 then
     counts[status] = (counts[status] or 0) + 1
     added = added + 1
+    tally(status, rec)
   end
 end
+write_tally()
 for status, n in pairs(counts) do
   redis.call('HINCRBY', KEYS[1], 'n:' .. status, n)
   count(status, n)
@@ -281,44 +367,47 @@ return settle(ARGV[1], ARGV[2])
 )
 
 # Claim the id, all fields at once: a crash can no longer leave an id without
-# its digest (which made every retry of that key a conflict).
-# ARGV: id, digest, score, then field/value pairs. 1 created, 0 same, -1 conflict.
+# its digest (which made every retry of that key a conflict). KEYS[4] is the
+# campaign index, ARGV[4] the sending's member there ('' without a campaign).
+# ARGV: id, digest, score, member, then field/value pairs. 1 created, 0 same, -1 conflict.
 _LUA_CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'digest') == ARGV[2] then return 0 end
   return -1
 end
 local fields = {}
-for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'digest', ARGV[2], unpack(fields))
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
+if ARGV[4] ~= '' then redis.call('ZADD', KEYS[4], 0, ARGV[4]) end
 return 1
 """
 
-# Deliberately move ``unknown`` recipients back to ``queued`` (requeue on purpose).
-# ARGV: (index, record) pairs.
+# Deliberately move ``unknown`` or ``failed`` recipients back to ``queued`` (requeue
+# on purpose). ARGV: the status they must be in, then (index, record) pairs.
 _LUA_REOPEN = (
     _LUA_COUNT
     + """
-local moved = 0
-for i = 1, #ARGV, 2 do
+local want, moved = ARGV[1], 0
+for i = 2, #ARGV, 2 do
   local cur = redis.call('HGET', KEYS[2], ARGV[i])
-  if cur and cjson.decode(cur)['status'] == 'unknown' then
+  if cur and cjson.decode(cur)['status'] == want then
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1])
-    redis.call('HINCRBY', KEYS[1], 'n:unknown', -1)
+    redis.call('HINCRBY', KEYS[1], 'n:' .. want, -1)
     redis.call('HINCRBY', KEYS[1], 'n:queued', 1)
     moved = moved + 1
   end
 end
 if moved > 0 then
-  count('queued', moved)  -- 'unknown' counts arrivals: it stays
+  count('queued', moved)  -- the final status counts arrivals: it stays
   redis.call('HSET', KEYS[1], 'state', 'running')
   redis.call('HDEL', KEYS[1], 'finished_at')
   redis.call('SADD', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
   redis.call('PERSIST', KEYS[4])
+  redis.call('PERSIST', KEYS[6])
 end
 return moved
 """
@@ -342,7 +431,7 @@ for i = 3, #ARGV do
     end
   end
 end
-flush()
+flush(ARGV[1])
 settle(ARGV[1], ARGV[2])
 return moved
 """
@@ -369,12 +458,16 @@ class ResultStore:
             keys.ACTIVE,
             keys.chunks(sending_id),
             keys.METRICS,
+            keys.breakdown(sending_id),
         ]
 
     async def create_sending(
         self, sending_id: str, kind: str, spec: Mapping[str, Any], spec_digest: str
     ) -> bool:
-        """Claim the sending id; False when it exists already with the same content."""
+        """Claim the sending id; False when it exists already with the same content.
+
+        A spec whose payload names a campaign (the provider's ``campaignName``) is
+        findable by it (``find_campaigns``) from the same step on."""
         created = now_iso()
         fields: list[Any] = [
             "kind", kind, "state", "enqueuing", "spec", codec.dumps(spec),
@@ -382,10 +475,15 @@ class ResultStore:
         ]  # fmt: skip
         for status in STATUSES:
             fields += [f"n:{status}", 0]
+        campaign = campaign_of(spec)
+        member = ""
+        if campaign is not None:
+            fields += ["campaign", campaign]
+            member = keys.campaign_member(campaign, sending_id)
         outcome = int(
             await self._create(
-                keys=[keys.sending(sending_id), keys.SENDINGS, keys.ACTIVE],
-                args=[sending_id, spec_digest, time.time(), *fields],
+                keys=[keys.sending(sending_id), keys.SENDINGS, keys.ACTIVE, keys.CAMPAIGNS],
+                args=[sending_id, spec_digest, time.time(), member, *fields],
             )
         )
         if outcome < 0:
@@ -421,14 +519,23 @@ class ResultStore:
         applied = await self._record(keys=self._keys(sending_id), args=argv)
         return {int(i) for i in applied}
 
-    async def reopen_unknown(self, sending_id: str, records: Iterable[tuple[int, Record]]) -> int:
-        """Put ``unknown`` recipients back in the queue; returns how many moved."""
-        argv: list[Any] = []
+    async def reopen(
+        self, sending_id: str, status: Requeueable, records: Iterable[tuple[int, Record]]
+    ) -> int:
+        """Put recipients still in ``status`` back in the queue as ``records``; returns
+        how many moved (one that left ``status`` meanwhile is left alone)."""
+        if status not in REQUEUEABLE:
+            raise ValueError(f"status: {status!r} is not one of {', '.join(REQUEUEABLE)}")
+        argv: list[Any] = [status]
         for index, record in records:
             argv += [index, codec.dumps(record)]
-        if not argv:
+        if len(argv) == 1:
             return 0
         return int(await self._reopen(keys=self._keys(sending_id), args=argv))
+
+    async def reopen_unknown(self, sending_id: str, records: Iterable[tuple[int, Record]]) -> int:
+        """Put ``unknown`` recipients back in the queue; returns how many moved."""
+        return await self.reopen(sending_id, "unknown", records)
 
     async def mark_cancelled(self, sending_id: str) -> bool:
         """Flag the sending cancelled; False when it does not exist."""
@@ -516,3 +623,76 @@ class ResultStore:
             for index in indices:
                 if index in found:
                     yield {"index": index, **found[index]}
+
+    async def breakdown(self, sending_id: str) -> Breakdown:
+        """The sending's codes and parts by encoding (all empty for an unknown id)."""
+        raw = await self.redis.hgetall(keys.breakdown(sending_id))
+        found: dict[str, dict[str, int]] = {"code": {}, "parts": {}, "accepted": {}}
+        for field, n in raw.items():
+            what, _, name = field.decode().partition(":")
+            if what in found:
+                found[what][name] = int(n)
+        return Breakdown(found["code"], found["parts"], found["accepted"])
+
+    async def find_campaigns(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` sending ids whose campaign name starts with ``prefix`` (any
+        case), by name then id. A sending whose records expired may still be named: its
+        status is None, as with ``bs:sendings``."""
+        if limit <= 0:
+            return []  # ZRANGEBYLEX reads a negative count as "all"
+        low = prefix.lower().encode()
+        # No UTF-8 text holds the byte 0xff: every name starting with ``low`` sorts below.
+        found = await self.redis.zrangebylex(
+            keys.CAMPAIGNS, b"[" + low, b"(" + low + b"\xff", start=0, num=limit
+        )
+        return [m.decode().rsplit(keys.CAMPAIGN_SEP, 1)[1] for m in found]
+
+    async def page(self, sending_id: str, start: int, count: int) -> list[tuple[int, Record]]:
+        """The records of recipients ``start`` to ``start + count - 1`` that exist, in
+        index order: one HMGET, whatever the sending's size."""
+        indices = list(range(max(start, 0), start + count))
+        found = await self.load(sending_id, indices)
+        return [(i, found[i]) for i in indices if i in found]
+
+    async def scan(
+        self,
+        sending_id: str,
+        *,
+        text: str | None,
+        status: str | None,
+        cursor: int,
+        limit: int,
+        budget: int = SCAN_BUDGET,
+    ) -> tuple[list[tuple[int, Record]], int]:
+        """Records whose ``to`` contains ``text`` (any case) and whose status is
+        ``status`` (None: any), and the cursor to go on from (0: the whole sending was
+        seen).
+
+        A bounded scan, not an index: an index of every address would cost memory
+        for each of a million recipients, all the time, to speed up a search someone
+        makes now and then. Each call goes on with HSCAN from ``cursor``, SCAN_STEP
+        records a step, and stops once ``limit`` matches are found or ``budget``
+        records were examined; so one call costs about the same on any sending,
+        and a search that finds little comes back with a cursor to call again with.
+        An HSCAN step cannot be cut short, so a call may return a few more than
+        ``limit`` (never losing one), in index order; like HSCAN, a record that
+        moves while the hash grows may come back twice in one search.
+        """
+        needle = text.lower() if text else None
+        key = keys.results(sending_id)
+        found: dict[int, Record] = {}
+        examined = 0
+        while True:
+            cursor, batch = await self.redis.hscan(key, cursor, count=SCAN_STEP)
+            cursor = int(cursor)
+            for field, raw in batch.items():
+                record: Record = codec.loads(raw)
+                if status is not None and record["status"] != status:
+                    continue
+                if needle is not None and needle not in str(record.get("to", "")).lower():
+                    continue
+                found[int(field)] = record
+            examined += len(batch)
+            if cursor == 0 or len(found) >= limit or examined >= budget:
+                break
+        return sorted(found.items()), cursor

@@ -29,7 +29,9 @@ def test_demo_every_channel_recorded_once(env: dict[str, str]) -> None:
         assert channel in out
 
 
-def test_demo_serve_keeps_the_stack_behind_the_api_until_ctrl_c(env: dict[str, str]) -> None:
+def test_demo_serve_keeps_the_stack_behind_the_api_and_dashboard_until_ctrl_c(
+    env: dict[str, str],
+) -> None:
     port = free_port()
     argv = ["demo", "--recipients", "200", "--serve", "--port", str(port)]
     demo = subprocess.Popen(
@@ -50,9 +52,12 @@ def test_demo_serve_keeps_the_stack_behind_the_api_until_ctrl_c(env: dict[str, s
             token = found.group(1) if found else None
         assert token is not None, out
         assert "every recipient recorded once; nobody received twice" in out
-        assert f"bulksend serve on http://127.0.0.1:{port}" in out
+        assert f"dashboard http://127.0.0.1:{port}/ (sign in with the token)" in out
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as api:
             assert api.get("/v1/sendings").status_code == 401
+            assert api.post("/ui/signin", data={"token": token}).status_code == 303
+            overview = api.get("/")  # the printed token opens the dashboard
+            assert overview.status_code == 200 and "Latest sendings" in overview.text
             listed = api.get("/v1/sendings", headers={"Authorization": f"Bearer {token}"})
             kinds = {status["kind"] for status in listed.json()["data"]}
             assert {"sms", "email", "voice", "voice-audio", "landing", "whatsapp"} <= kinds

@@ -1,7 +1,8 @@
 """The web service's app, put together from small parts: ``create_app(settings)``.
 
 Routes come from their modules (enqueue per channel, imports, sendings, the
-account, probes and metrics, the API's own documentation); around them two
+account, probes and metrics, the API's own documentation, and the dashboard at
+``/`` and ``/ui/``, which guards itself with a session); around them two
 middlewares, outermost first — ``TokenAuth`` (who may call what), then
 ``BodyLimit`` (how much is read) — so that an unauthenticated request is refused
 before a byte of its body is read. Errors become answers in ``web.errors`` and
@@ -20,7 +21,7 @@ from starlette.middleware import Middleware
 
 from jobs.producer import Producer
 from jobs.settings import Settings
-from web import account, enqueue, imports, ops, sendings
+from web import account, dashboard, enqueue, imports, ops, sendings
 from web.auth import TokenAuth, require_token
 from web.docs import docs_page
 from web.errors import EXCEPTION_HANDLERS
@@ -72,13 +73,14 @@ def create_app(settings: Settings) -> Starlette:
             await producer.close()
 
     app = Starlette(
-        routes=routes,
+        routes=[*routes, *dashboard.routes(token, readonly)],
         middleware=[
             Middleware(
                 TokenAuth,
                 api_token=token,
                 readonly_token=readonly,
                 public=[route.path for route in routes if route.doc.public],
+                delegated=dashboard.owns,
             ),
             Middleware(BodyLimit, max_bytes=settings.api_max_body_bytes),
         ],

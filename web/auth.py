@@ -4,7 +4,9 @@ Two tokens, both from settings and nowhere else: ``BULKSEND_API_TOKEN`` may call
 everything, ``BULKSEND_READONLY_TOKEN`` (optional) only reads (GET and HEAD) —
 for dashboards and scrapers that should never enqueue or cancel. A few paths
 are public (health probes, the API's own documentation, ``/metrics`` when
-``BULKSEND_METRICS_PUBLIC``); the app says which.
+``BULKSEND_METRICS_PUBLIC``); the app says which. The dashboard's paths are
+delegated to the dashboard, which guards them with its own session (a browser
+cannot send a bearer token with a link).
 
 A middleware rather than a check in each handler, so that a route added later
 is protected without anyone remembering to; tokens are compared with
@@ -15,7 +17,7 @@ or echoed.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -53,8 +55,10 @@ class TokenAuth:
         api_token: str,
         readonly_token: str | None = None,
         public: Collection[str] = (),
+        delegated: Callable[[str], bool] = lambda path: False,
     ) -> None:
         self.app = app
+        self.delegated = delegated
         self.api_token = api_token.encode()
         self.readonly_token = readonly_token.encode() if readonly_token else None
         self.public = frozenset(public)
@@ -75,7 +79,11 @@ class TokenAuth:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in self.public:
+        if (
+            scope["type"] == "http"
+            and scope["path"] not in self.public
+            and not self.delegated(scope["path"])
+        ):
             refusal = self._refusal(scope)
             if refusal is not None:
                 await error_response(refusal)(scope, receive, send)

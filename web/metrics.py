@@ -50,7 +50,7 @@ from jobs.results import PENDING
 from jobs.settings import Settings
 from worker.metrics import BUCKETS, INF, alive, le
 
-__all__ = ["render"]
+__all__ = ["Cluster", "render", "snapshot"]
 
 QUEUE_SCAN = 10_000  # due jobs looked at to find the running ones (arq runs the oldest)
 BATCH = 1000  # commands per pipeline when reading many sendings
@@ -76,7 +76,7 @@ class _Families:
 
 
 @dataclass
-class _Counters:
+class Counters:
     """``keys.METRICS``, taken apart."""
 
     reached: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -87,7 +87,7 @@ class _Counters:
     parts: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, raw: dict[bytes, bytes]) -> _Counters:
+    def parse(cls, raw: dict[bytes, bytes]) -> Counters:
         out = cls()
         for name, value in raw.items():
             try:
@@ -115,7 +115,7 @@ class _Counters:
 
 
 @dataclass
-class _Queue:
+class QueueNow:
     due: int
     deferred: int
     running: int
@@ -126,8 +126,26 @@ class _Queue:
         return max(self.due - self.running, 0)
 
 
-async def collect(redis: Any, settings: Settings) -> list[Metric]:
-    """Every family, from what Redis holds now."""
+@dataclass
+class Cluster:
+    """What Redis says of the whole cluster now: the counters, the queue, the workers'
+    beats, sendings by state, and each scope's stop (None: none). ``/metrics`` and the
+    dashboard's overview are two renderings of it."""
+
+    counters: Counters
+    queue: QueueNow
+    beats: dict[bytes, bytes]
+    sendings: dict[str, int]
+    stops: list[tuple[str, str | None]]
+    at: float
+
+    @property
+    def workers_alive(self) -> int:
+        return alive(self.beats, self.at)
+
+
+async def snapshot(redis: Any, settings: Settings) -> Cluster:
+    """One reading of everything ``Cluster`` holds: a few pipelined round trips."""
     now = time.time()
     queue = settings.queue_name
     account = account_id(settings)
@@ -143,25 +161,36 @@ async def collect(redis: Any, settings: Settings) -> list[Metric]:
         for scope in scopes:
             pipe.hget(keys.stop(account, scope), "state")
         raw, beats, due, deferred, front, listed, active, *stops = await pipe.execute()
-    queue_now = await _queue(redis, now, int(due), int(deferred), front)
-    sendings = await _sendings(redis, [m.decode() for m in active], int(listed))
-    counters = _Counters.parse(raw)
+    return Cluster(
+        counters=Counters.parse(raw),
+        queue=await _queue(redis, now, int(due), int(deferred), front),
+        beats=beats,
+        sendings=await _sendings(redis, [m.decode() for m in active], int(listed)),
+        stops=[(scope, s.decode() if s else None) for scope, s in zip(scopes, stops, strict=True)],
+        at=now,
+    )
+
+
+async def collect(redis: Any, settings: Settings) -> list[Metric]:
+    """Every family, from what Redis holds now."""
+    cluster = await snapshot(redis, settings)
+    counters = cluster.counters
     families = _recipients(counters) + _provider(counters)
-    families += _gauges(queue_now, alive(beats, now), sendings)
+    families += _gauges(cluster.queue, cluster.workers_alive, cluster.sendings)
     state = GaugeMetricFamily(
         "bulksend_account_state",
         "1 for each hold or halt of the provider account, by scope (* or a channel)",
         labels=["scope", "state"],
     )
-    for scope, stop in zip(scopes, stops, strict=True):
+    for scope, stop in cluster.stops:
         if stop is not None:
-            state.add_metric([scope, stop.decode()], 1)
+            state.add_metric([scope, stop], 1)
     return [*families, state]
 
 
 async def _queue(
     redis: Any, now: float, due: int, deferred: int, front: Sequence[tuple[bytes, float]]
-) -> _Queue:
+) -> QueueNow:
     """arq keeps a running job in its queue until it ends: the due jobs with an
     in-progress key are running, the others waiting."""
     async with redis.pipeline(transaction=False) as pipe:
@@ -170,7 +199,7 @@ async def _queue(
         running = [bool(n) for n in await pipe.execute()] if front else []
     waiting = [score for (_, score), busy in zip(front, running, strict=True) if not busy]
     oldest = max(now - min(waiting) / 1000, 0.0) if waiting else 0.0
-    return _Queue(due, deferred, sum(running), oldest)
+    return QueueNow(due, deferred, sum(running), oldest)
 
 
 async def _sendings(redis: Any, active: list[str], listed: int) -> dict[str, int]:
@@ -188,7 +217,7 @@ async def _sendings(redis: Any, active: list[str], listed: int) -> dict[str, int
     return counts
 
 
-def _recipients(c: _Counters) -> list[Metric]:
+def _recipients(c: Counters) -> list[Metric]:
     reached = CounterMetricFamily(
         "bulksend_recipients",
         "Recipients that reached a final status, by kind (a recipient recorded unknown "
@@ -207,7 +236,7 @@ def _recipients(c: _Counters) -> list[Metric]:
     return [reached, pending]
 
 
-def _provider(c: _Counters) -> list[Metric]:
+def _provider(c: Counters) -> list[Metric]:
     requests = CounterMetricFamily(
         "bulksend_provider_requests",
         "Provider calls by endpoint and outcome code (the provider's error code, 0 for a "
@@ -240,7 +269,7 @@ def _provider(c: _Counters) -> list[Metric]:
     return [requests, duration, parts]
 
 
-def _gauges(queue: _Queue, workers: int, sendings: dict[str, int]) -> list[Metric]:
+def _gauges(queue: QueueNow, workers: int, sendings: dict[str, int]) -> list[Metric]:
     def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, doc, value=value)
 

@@ -1,7 +1,7 @@
 """``/v1/sendings``: list sendings, follow one, read its results, cancel it, requeue it.
 
 Everything here is the producer's (``Producer.status``, ``cancel``,
-``requeue_unknown``, ``report``, ``ResultStore.iter_results``); this module only
+``requeue``, ``report``, ``ResultStore.iter_results``); this module only
 reads the request and shapes the answer. Listings page by position in
 ``bs:sendings`` (creation time, id) so that a page costs the same with ten
 sendings or a million; results and reports are streamed a batch of records at
@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from jobs import channels
 from jobs.errors import InvalidJob, SendingNotFound
 from jobs.producer import Producer
-from jobs.results import STATUSES, Position, Record
+from jobs.results import REQUEUEABLE, STATUSES, Position, Record
 from web import context
 from web.errors import BadRequest
 from web.openapi import ApiRoute, Content, Doc, Param
@@ -89,6 +89,8 @@ class SendingStatus(BaseModel):
     finished_at: str | None
     cancelled_at: str | None = None
     interrupted: str | None = None
+    first_call_at: str | None = Field(None, description="when its first provider call went out")
+    campaign: str | None = Field(None, description="its campaignName, when it has one")
     account: AccountStop | None = Field(
         None, description="the provider account's hold or halt that concerns this sending"
     )
@@ -107,7 +109,7 @@ class ResultLine(Record):
 
 
 class Requeued(BaseModel):
-    requeued: int = Field(description="recipients with an unknown outcome queued again")
+    requeued: int = Field(description="recipients (unknown, or failed) queued again")
 
 
 STATUS_PARAM: Final = Param(
@@ -243,10 +245,15 @@ async def cancel(request: Request) -> Response:
 
 
 async def requeue(request: Request) -> Response:
-    if request.query_params.get("unknown") not in ("1", "true"):
-        reason = "say what to requeue: ?unknown=1 (recipients whose outcome is unknown)"
-        raise BadRequest(f"unknown: {reason}", field="unknown", reason=reason)
-    moved = await context.producer(request).requeue_unknown(request.path_params["id"])
+    asked = [s for s in REQUEUEABLE if request.query_params.get(s) in ("1", "true")]
+    if len(asked) != 1:
+        reason = (
+            "say what to requeue, exactly one of: ?unknown=1 (recipients whose outcome is "
+            "unknown), ?failed=1 (recipients that failed)"
+        )
+        name = asked[-1] if asked else "unknown"  # both given: the second is too many
+        raise BadRequest(f"{name}: {reason}", field=name, reason=reason)
+    moved = await context.producer(request).requeue(request.path_params["id"], asked[0])
     return JSONResponse(Requeued(requeued=moved).model_dump())
 
 
@@ -339,16 +346,23 @@ routes: Final = [
         name="requeue_sending",
         doc=Doc(
             summary="Send again, on purpose, the recipients whose outcome is unknown (they "
-            "may have been received)",
+            "may have been received) or that failed (their attempts or age ran out)",
             answer="how many were queued again",
             content=Content("application/json", Requeued),
             params=(
                 Param(
                     "unknown",
                     "query",
-                    "must be 1: requeue the recipients recorded unknown",
+                    "1: requeue the recipients recorded unknown (give exactly one of unknown, "
+                    "failed)",
                     {"type": "string", "enum": ["1"]},
-                    required=True,
+                ),
+                Param(
+                    "failed",
+                    "query",
+                    "1: requeue the recipients recorded failed, their attempts counted afresh "
+                    "(give exactly one of unknown, failed)",
+                    {"type": "string", "enum": ["1"]},
                 ),
             ),
             errors=(400, 404),

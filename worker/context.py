@@ -34,6 +34,9 @@ class WorkerContext:
     call_budget_s: float  # the longest one provider call may take
     api: Any  # the messaging API as JSON in, JSON out (jobs.contacts.Api), for preparing
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Chunk jobs this process runs now (``send_chunk`` counts them): its heartbeat says
+    # it, so that a dashboard tells a busy worker from an idle one.
+    running: int = 0
 
     @property
     def job_expires_s(self) -> float:

@@ -78,7 +78,10 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     ctx["sweeper"] = asyncio.create_task(sweep_forever(redis, settings))
     ctx["worker_id"] = me = worker_id()
-    ctx["heartbeat"] = asyncio.create_task(heartbeat_forever(redis, settings.queue_name, me))
+    worker: WorkerContext = ctx[CTX_KEY]
+    ctx["heartbeat"] = asyncio.create_task(
+        heartbeat_forever(redis, settings.queue_name, me, lambda: worker.running)
+    )
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

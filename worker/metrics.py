@@ -8,12 +8,19 @@ Recipients by kind and status are not counted here: the Lua of ``jobs.results``
 moves them with each sending's own counters, so that every way a recipient ends
 (refused at planning, expired, cancelled, 102 at submit) is counted exactly once.
 
+The same round trip adds the call to its 10-second bucket (``keys.series``):
+recipients accepted and errors, what a live chart of the last hour draws
+(``read_series``). Buckets by wall-clock time, so that every worker adds to the
+same one, and each expires on its own: no trimming, nothing that grows.
+
 Counting must never cost an outcome: the write is bounded in time and a failure
 is logged and dropped, before the call's outcome is recorded.
 
 Each worker also beats in ``keys.workers(queue)`` every ``HEARTBEAT_S``: arq's own
 health check is one key per queue, overwritten by every worker and deleted by the
-first one that stops, so it cannot tell how many are alive.
+first one that stops, so it cannot tell how many are alive. A beat says when, and
+how many chunk jobs the worker runs (``read_workers``); a bare epoch, what older
+workers wrote, still counts.
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from jobs import keys
+from jobs import codec, keys
 from jobs.planning import Call
 from worker.provider import Ambiguous, Reply
 
@@ -40,6 +49,8 @@ WRITE_TIMEOUT_S = 0.5  # a metrics write never holds up recording an outcome lon
 HEARTBEAT_S = 5.0
 ALIVE_S = 4 * HEARTBEAT_S  # a worker heard from within this is alive
 FORGET_S = 86400.0  # a worker silent this long is dropped from the hash
+SERIES_STEP_S = 10  # the width of a bucket of ``keys.series``
+SERIES_KEEP_S = 2 * 3600  # how long a bucket is kept
 
 
 def code_of(outcome: Reply | BaseException) -> str:
@@ -75,6 +86,25 @@ def parts_billed(call: Call, outcome: Reply | BaseException) -> int:
     return sum(r.parts or 0 for r in outcome.results if r.accepted)
 
 
+def series_counts(call: Call, outcome: Reply | BaseException) -> dict[str, int]:
+    """What one call adds to its bucket of ``keys.series``: the recipients the provider
+    accepted, and errors — the call itself when it was no plain success, and each
+    recipient a 207 refused."""
+    accepted, errors = 0, int(code_of(outcome) != "0")
+    if isinstance(outcome, Reply):
+        if outcome.results is not None:
+            accepted = sum(1 for r in outcome.results if r.accepted)
+            errors += len(outcome.results) - accepted
+        elif 200 <= outcome.http_status < 300:
+            accepted = len(call.entries)
+    return {name: n for name, n in (("accepted", accepted), ("errors", errors)) if n}
+
+
+def series_bucket(epoch: float) -> int:
+    """The start of the bucket ``epoch`` falls in."""
+    return int(epoch) // SERIES_STEP_S * SERIES_STEP_S
+
+
 class CallMetrics:
     """A worker's counting of its provider calls, in ``keys.METRICS``."""
 
@@ -92,6 +122,7 @@ class CallMetrics:
         parts = parts_billed(call, outcome)
         if parts and call.encoding is not None:
             counts[keys.metrics_field(keys.METRICS_PARTS, call.encoding)] = parts
+        series_key = keys.series(series_bucket(time.time()))
         try:
             async with (
                 asyncio.timeout(WRITE_TIMEOUT_S),
@@ -102,9 +133,31 @@ class CallMetrics:
                 pipe.hincrbyfloat(
                     keys.METRICS, keys.metrics_field(keys.METRICS_LATENCY_SUM, endpoint), seconds
                 )
+                for name, n in series_counts(call, outcome).items():
+                    pipe.hincrby(series_key, name, n)
+                pipe.expire(series_key, SERIES_KEEP_S)
                 await pipe.execute()
         except Exception as exc:
             log.warning("counting a provider call for /metrics failed: %s", exc)
+
+
+async def read_series(
+    redis: Any, now: float, seconds: int = 3600
+) -> list[tuple[int, float, float]]:
+    """``(bucket start, accepted/s, errors/s)`` for every bucket of the ``seconds`` up to
+    ``now``, oldest first, zeros where no call was counted: one round trip. The last
+    bucket is the one still filling."""
+    last = series_bucket(now)
+    count = max(-(-seconds // SERIES_STEP_S), 1)
+    starts = [last - SERIES_STEP_S * i for i in range(count - 1, -1, -1)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for start in starts:
+            pipe.hmget(keys.series(start), ["accepted", "errors"])
+        rows = await pipe.execute()
+    return [
+        (start, int(accepted or 0) / SERIES_STEP_S, int(errors or 0) / SERIES_STEP_S)
+        for start, (accepted, errors) in zip(starts, rows, strict=True)
+    ]
 
 
 def worker_id() -> str:
@@ -113,23 +166,37 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-async def beat(redis: Any, queue_name: str, me: str) -> None:
-    """Say this worker is alive; drop workers silent for ``FORGET_S``."""
+def parse_beat(raw: bytes | str) -> tuple[float, int]:
+    """``(epoch, chunk jobs running)`` of a heartbeat: JSON ``{"at", "running"}``, or
+    the bare epoch older workers write (running: 0, they did not say)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    if not text.startswith("{"):
+        return float(text), 0
+    beat = codec.loads(text)
+    return float(beat["at"]), int(beat.get("running", 0))
+
+
+async def beat(redis: Any, queue_name: str, me: str, running: int = 0) -> None:
+    """Say this worker is alive and runs ``running`` chunk jobs; drop workers silent for
+    ``FORGET_S``."""
     key = keys.workers(queue_name)
     now = time.time()
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.hset(key, me, repr(now))
+        pipe.hset(key, me, codec.dumps({"at": now, "running": running}))
         pipe.hgetall(key)
         _, beats = await pipe.execute()
-    gone = [w for w, at in beats.items() if float(at) < now - FORGET_S]
+    gone = [w for w, raw in beats.items() if parse_beat(raw)[0] < now - FORGET_S]
     if gone:
         await redis.hdel(key, *gone)
 
 
-async def heartbeat_forever(redis: Any, queue_name: str, me: str) -> None:
+async def heartbeat_forever(
+    redis: Any, queue_name: str, me: str, running: Callable[[], int] = lambda: 0
+) -> None:
+    """Beat every ``HEARTBEAT_S`` with what ``running()`` says then."""
     while True:
         try:
-            await beat(redis, queue_name, me)
+            await beat(redis, queue_name, me, running())
         except Exception as exc:  # Redis away for a while: the next beat tries again
             log.warning("worker heartbeat failed: %s", exc)
         await asyncio.sleep(HEARTBEAT_S)
@@ -147,4 +214,26 @@ async def stop_heartbeat(task: asyncio.Task[None] | None, redis: Any, queue: str
 
 def alive(beats: dict[bytes, bytes], now: float) -> int:
     """Workers heard from within ``ALIVE_S`` of ``now``."""
-    return sum(1 for at in beats.values() if float(at) >= now - ALIVE_S)
+    return sum(1 for raw in beats.values() if parse_beat(raw)[0] >= now - ALIVE_S)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerBeat:
+    """One worker as its last heartbeat tells it."""
+
+    host: str
+    pid: int
+    running: int  # chunk jobs it ran at its last beat
+    last_beat: float  # epoch seconds
+    alive: bool  # heard from within ALIVE_S
+
+
+async def read_workers(redis: Any, queue_name: str, now: float) -> list[WorkerBeat]:
+    """Every worker in ``keys.workers(queue_name)`` (those silent up to ``FORGET_S``
+    too, not alive), by host and pid."""
+    found = []
+    for field, raw in (await redis.hgetall(keys.workers(queue_name))).items():
+        host, pid, _token = field.decode().rsplit(":", 2)
+        at, running = parse_beat(raw)
+        found.append(WorkerBeat(host, int(pid), running, at, at >= now - ALIVE_S))
+    return sorted(found, key=lambda w: (w.host, w.pid))

@@ -369,24 +369,36 @@ async def _give_up(w: WorkerContext, sending_id: str, chunk: str, why: str) -> N
 
 
 async def send_chunk(ctx: dict[str, Any], sending_id: str, chunk: str) -> dict[str, int]:
-    """arq job: one chunk of one sending. Returns counts of this run, for arq's log."""
+    """arq job: one chunk of one sending. Returns counts of this run, for arq's log.
+
+    While it runs it counts in ``WorkerContext.running``, which the worker's
+    heartbeat reports: however it ends (a result, a Retry, an error)."""
     w = of(ctx)
+    w.running += 1
+    try:
+        return await _attempt(w, sending_id, str(chunk))
+    finally:
+        w.running -= 1
+
+
+async def _attempt(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
+    """One run, within the job's time; an error is retried, then given up loudly."""
     try:
         # Finish before arq's own timeout, which would drop the job without retry.
         async with asyncio.timeout(max(w.settings.job_timeout - 1, 1)):
-            return await _run(w, sending_id, str(chunk))
+            return await _run(w, sending_id, chunk)
     except Retry:
         raise
     except Exception as exc:  # a bug or an outage of Redis: retry, then give up loudly
         why = f"{type(exc).__name__}: {exc}"
-        fails_key = keys.chunk_fails(sending_id, str(chunk))
+        fails_key = keys.chunk_fails(sending_id, chunk)
         failures = int(await w.redis.incr(fails_key))
         await w.redis.expire(fails_key, int(w.job_expires_s))
         if failures >= MAX_JOB_FAILURES:
             log.exception(
                 "chunk %s of %s failed %d times; recording it", chunk, sending_id, failures
             )
-            await _give_up(w, sending_id, str(chunk), f"worker error: {why}")
+            await _give_up(w, sending_id, chunk, f"worker error: {why}")
             return {"given_up": 1}
         log.warning("chunk %s of %s failed (%s); retrying", chunk, sending_id, why)
         raise Retry(defer=_backoff(w.settings, failures)) from exc
