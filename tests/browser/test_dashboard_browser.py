@@ -15,11 +15,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from bulksend.stack import ServeProcess, WorkerProcesses
 from tests.helpers import numbers
@@ -141,3 +143,44 @@ def test_the_read_only_token_cannot_act(
     assert status["counts"]["queued"] == 3
     # The 403 page is not a console error of ours; anything else would be.
     assert [e for e in console_errors if "403" not in e] == []
+
+
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def axe_violations(page: Page) -> list[str]:
+    """axe-core's WCAG 2.1 A/AA violations on the page (rule: nodes), through CDP's
+    evaluate, which the pages' Content-Security-Policy does not govern."""
+    script = (resources.files("axe_playwright_python") / "axe.min.js").read_text()
+    page.evaluate(script)
+    found = page.evaluate(
+        "async tags => (await axe.run(document, {runOnly: {type: 'tag', values: tags}}))"
+        ".violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))",
+        AXE_TAGS,
+    )
+    return list(found)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_passes_axe_in_light_and_dark(
+    browser: Browser, server: ServeProcess, scheme: Literal["light", "dark"]
+) -> None:
+    sending_id = send(server, [*numbers(3), "12"], campaignName="Axe")
+    context = browser.new_context(color_scheme=scheme)
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/ui/signin")
+        assert axe_violations(page) == [], "sign-in"
+        sign_in(page, server, TOKEN)
+        for path in [
+            "/",
+            "/ui/sendings",
+            f"/ui/sendings/{sending_id}",
+            f"/ui/sendings/{sending_id}/recipients/0",
+            f"/ui/sendings/{sending_id}/confirm/cancel",
+            "/ui/activity",
+        ]:
+            page.goto(f"{server.url}{path}")
+            assert axe_violations(page) == [], path
+    finally:
+        context.close()
