@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -230,3 +232,22 @@ async def test_an_import_is_a_sending_of_kind_contacts_with_its_rejected_rows(
         assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
         # The rejected row only, its formula-looking cell neutralised.
         assert "'=Bad" in report.text and "Ana" not in report.text
+
+
+def test_ten_tabs_polling_the_overview_cost_one_reading(
+    server: ServeProcess, settings: Settings
+) -> None:
+    db = redis.Redis.from_url(str(settings.redis_url))
+    with signed_in(server, READONLY) as client:
+        cookie = client.cookies["bulksend_session"]
+    headers = {"HX-Request": "true", "Cookie": f"bulksend_session={cookie}"}
+    db.config_resetstat()
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(
+            pool.map(lambda _: httpx.get(f"{server.url}/ui/overview", headers=headers), range(10))
+        )
+    assert all(a.status_code == 200 and "Latest sendings" in a.text for a in answers)
+    stats: Any = db.info("commandstats")
+    # One ZCARD of the listing per reading of the cluster: ten tabs, at most two readings
+    # (the 1 s cache may expire once while they arrive).
+    assert stats["cmdstat_zcard"]["calls"] <= 2
