@@ -25,9 +25,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import orjson
+from lean_http import Connection, percentile
 
 from bulksend.redis_server import RedisServer
 from bulksend.stack import ServeProcess
@@ -56,63 +56,26 @@ async def in_process(settings: Settings, n: int) -> float:
     return n / elapsed
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection posting SMS bodies.
-
-    It speaks HTTP/1.1 on bare asyncio streams rather than through httpx: on this
-    2-core machine httpx spends more CPU per request than the server does (it
-    measured 640 requests/s against the same server that answers 1,600/s to these
-    clients), so the figure was the client's. Every answer is still read whole and
-    must be a 202.
-    """
-
-    def __init__(self, url: str, token: str) -> None:
-        self.parts = urlsplit(url)
-        self.token = token
-
-    async def open(self) -> Connection:
-        self.reader, self.writer = await asyncio.open_connection(
-            self.parts.hostname, self.parts.port
-        )
-        return self
-
-    async def post(self, i: int) -> float:
-        """POST /v1/sms with ``body(i)``; the seconds until the whole answer was in."""
-        payload = orjson.dumps(body(i))
-        head = (
-            f"POST /v1/sms HTTP/1.1\r\nHost: {self.parts.netloc}\r\n"
-            f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\n\r\n"
-        )
-        sent = time.perf_counter()
-        self.writer.write(head.encode() + payload)
-        status = await self.reader.readline()
-        length = 0
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        answer = await self.reader.readexactly(length)
-        assert status.split()[1] == b"202", (status, answer)
-        return time.perf_counter() - sent
-
-    def close(self) -> None:
-        self.writer.close()
+async def post(connection: Connection, i: int) -> float:
+    """POST /v1/sms with ``body(i)``: it must be a 202; the seconds it took."""
+    status, answer, seconds = await connection.request(
+        "POST", "/v1/sms", orjson.dumps(body(i)), "application/json"
+    )
+    assert status == 202, (status, answer)
+    return seconds
 
 
 async def over_http(url: str, token: str, n: int, offset: int) -> tuple[float, list[float]]:
     """16 clients, each posting its next body as soon as its last answer is in."""
-    connections = [await Connection(url, token).open() for _ in range(CLIENTS)]
+    connections = [
+        await Connection(url, {"Authorization": f"Bearer {token}"}).open() for _ in range(CLIENTS)
+    ]
     latencies: list[float] = []
     numbers = iter(range(offset, offset + n))
 
     async def client(connection: Connection) -> None:
         for i in numbers:
-            latencies.append(await connection.post(i))
+            latencies.append(await post(connection, i))
 
     started = time.perf_counter()
     await asyncio.gather(*(client(c) for c in connections))
@@ -126,12 +89,12 @@ async def paced(url: str, token: str, rate: float, seconds: float, offset: int) 
     """A request every 1/rate s on whichever of 64 connections is free."""
     idle: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(64):
-        idle.put_nowait(await Connection(url, token).open())
+        idle.put_nowait(await Connection(url, {"Authorization": f"Bearer {token}"}).open())
     latencies: list[float] = []
 
     async def one(i: int) -> None:
         connection = await idle.get()
-        latencies.append(await connection.post(i))
+        latencies.append(await post(connection, i))
         idle.put_nowait(connection)
 
     tasks = []

@@ -160,6 +160,9 @@ def _print_submitted(args: argparse.Namespace, result: dict[str, Any]) -> int:
 def _print_status(status: dict[str, Any]) -> None:
     counts = " ".join(f"{k}={v}" for k, v in status["counts"].items())
     print(f"{status['id']} {status['state']} {counts}")
+    delivery = status.get("delivery") or {}
+    if any(delivery.values()):
+        print("delivery " + " ".join(f"{k}={v}" for k, v in delivery.items() if v))
     stop = status.get("account")
     if stop:
         print(
@@ -299,6 +302,112 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     with _redis(settings) as live:
         _with_producer(live, export)
     return 0
+
+
+def _suppression_args(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(list, address) of a ``suppress`` command, checked before Redis is started."""
+    from jobs import suppression
+
+    list_name = suppression.check_list(args.channel)
+    address: str | None = getattr(args, "address", None)
+    if address is not None:
+        why = suppression.problem(list_name, address)
+        if why is not None:
+            raise CliError(f"address: {why}", field="address")
+    return list_name, address
+
+
+def cmd_suppress_add(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import suppression
+
+    list_name, address = _suppression_args(args)
+    assert address is not None
+    reason = args.reason or suppression.DEFAULT_REASON
+
+    async def add(producer: Any) -> tuple[bool, Any]:
+        added = await suppression.add(
+            producer.redis, list_name, address, reason, push=settings.blacklist_sync
+        )
+        return added, await suppression.get(producer.redis, list_name, address)
+
+    with _redis(settings) as live:
+        added, entry = _with_producer(live, add)
+    shown = suppression.normalize(list_name, address)
+    if added:
+        print(f"{shown} suppressed ({list_name})")
+    else:
+        print(f"{shown} was already suppressed ({list_name}): {suppression.describe(entry)}")
+    return 0
+
+
+def cmd_suppress_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import suppression
+
+    list_name, address = _suppression_args(args)
+    assert address is not None
+    with _redis(settings) as live:
+        removed = _with_producer(
+            live,
+            lambda p: suppression.remove(p.redis, list_name, address, push=settings.blacklist_sync),
+        )
+    shown = suppression.normalize(list_name, address)
+    if not removed:
+        raise CliError(f"address: {shown} is not on the {list_name} list", field="address")
+    print(f"{shown} removed ({list_name})")
+    return 0
+
+
+def cmd_suppress_list(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import suppression
+
+    list_name, _ = _suppression_args(args)
+    if args.limit < 1:
+        raise CliError("limit: at least 1", field="limit")
+
+    async def listing(producer: Any) -> tuple[list[Any], int]:
+        found: list[Any] = []
+        cursor = 0
+        while len(found) < args.limit:
+            step = min(args.limit - len(found), 1000)
+            entries, cursor = await suppression.page(producer.redis, list_name, cursor, step)
+            found += entries
+            if cursor == 0:
+                break
+        return found[: args.limit], await suppression.count(producer.redis, list_name)
+
+    with _redis(settings) as live:
+        entries, total = _with_producer(live, listing)
+    if args.json:
+        _print_json({"data": entries, "total": total})
+        return 0
+    for entry in entries:
+        sending = f"\t{entry['sending']}" if entry["sending"] else ""
+        print(f"{entry['address']}\t{entry['source']}\t{entry['at']}\t{entry['reason']}{sending}")
+    if total > len(entries):
+        print(f"({len(entries)} of {total} shown; --limit N for more)", file=sys.stderr)
+    return 0
+
+
+def cmd_suppress_import(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from jobs import suppression
+
+    list_name, _ = _suppression_args(args)
+    if not os.access(args.file, os.R_OK) or os.path.isdir(args.file):
+        raise CliError(f"file: cannot read {args.file}", field="file")
+    reason = args.reason or f"imported from {Path(args.file).name}"
+    with _redis(settings) as live:
+        added, refused = _with_producer(
+            live,
+            lambda p: suppression.import_file(
+                p.redis, list_name, args.file, reason, push=settings.blacklist_sync
+            ),
+        )
+    print(f"{added} added ({list_name}), {len(refused)} lines refused")
+    for line, why in refused:
+        print(f"line {line}: {why}", file=sys.stderr)
+    return 2 if refused else 0
 
 
 def cmd_sms_info(args: argparse.Namespace, settings: Settings) -> int:
@@ -501,7 +610,48 @@ def parser() -> argparse.ArgumentParser:
     results = sub.add_parser("results", help="export a sending's results as JSONL")
     results.add_argument("id")
     results.set_defaults(handler=cmd_results)
+
+    _suppress_parser(sub)
     return root
+
+
+def _suppress_parser(sub: Any) -> None:
+    """``bulksend suppress add|remove|list|import --channel LIST``."""
+    suppress = sub.add_parser(
+        "suppress", help="addresses never to be sent to again (lists sms, voice, mailing)"
+    )
+    actions = suppress.add_subparsers(dest="action", required=True)
+    channel = {
+        "required": True,
+        "metavar": "sms|voice|mailing",
+        "help": "the list: sms (also landing, whatsapp), voice (also voice-audio), mailing (email)",
+    }
+    add = actions.add_parser("add", help="suppress an address (its first entry is kept)")
+    add.add_argument("--channel", **channel)
+    add.add_argument("address")
+    add.add_argument("--reason", help="why (default: added by hand)")
+    add.set_defaults(handler=cmd_suppress_add)
+
+    remove = actions.add_parser("remove", help="take an address off a list (exit 2: not on it)")
+    remove.add_argument("--channel", **channel)
+    remove.add_argument("address")
+    remove.set_defaults(handler=cmd_suppress_remove)
+
+    listing = actions.add_parser("list", help="the entries of a list, in no particular order")
+    listing.add_argument("--channel", **channel)
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="print one JSON object")
+    listing.set_defaults(handler=cmd_suppress_list)
+
+    imp = actions.add_parser(
+        "import",
+        help="suppress a file's addresses: one a line, or a CSV (an address, phone or email "
+        "column, else the first); refused lines go to stderr and exit 2, the rest are added",
+    )
+    imp.add_argument("--channel", **channel)
+    imp.add_argument("file")
+    imp.add_argument("--reason", help="why (default: imported from FILE)")
+    imp.set_defaults(handler=cmd_suppress_import)
 
 
 def main(argv: list[str] | None = None) -> int:

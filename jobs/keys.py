@@ -24,11 +24,22 @@ Across sendings:
 ``bs:activity``          list  the dashboard's actions (what, when, which token kind), capped
 ``bs:metrics``           hash  what ``/metrics`` shows, cluster-wide (``web.metrics``): the
                                fields ``metrics_field(...)`` names, see ``METRICS``
+``bs:msg:{message id}``  str   ``"{sending} {index}"``: the recipient of a provider message id
+``bs:early:{message id}`` list events that came before that id was recorded (``jobs.events``)
 ``bs:workers:{queue}``   hash  worker (host:pid:token) → its last heartbeat, JSON
                                ``{"at": epoch seconds, "running": chunk jobs}`` (a bare
                                epoch from older workers)
 ``bs:series:{epoch}``    hash  provider calls of the 10 s starting at that epoch (a multiple
                                of 10): ``accepted`` recipients, ``errors``; kept 2 hours
+
+Suppression (``jobs.suppression``), per list (``sms``, ``voice``, ``mailing``):
+
+``bs:suppress:{list}``      hash  normalized address → JSON ``{"reason", "at", "source",
+                                  "sending"}``: never sent to again
+``bs:suppress:push:{list}`` set   our additions not yet put on the provider's blacklist
+``bs:suppress:drop:{list}`` set   our removals not yet taken off the provider's blacklist
+``bs:suppress:sync``        str   held for BULKSEND_BLACKLIST_SYNC_INTERVAL by the worker that
+                                  syncs with the provider's blacklist (``worker.blacklist``)
 
 Per provider account (``user@host``) and stop scope (``*`` or a channel):
 
@@ -75,6 +86,10 @@ METRICS_REQUESTS = "req"
 METRICS_LATENCY = "lat"
 METRICS_LATENCY_SUM = "lat_sum"
 METRICS_PARTS = "parts"
+METRICS_DELIVERY = "dlv"  # dlv|{kind}|{state}: recipients that reached a delivery state
+METRICS_DELIVERY_LATENCY = "dlat"  # dlat|{le}: seconds from accepted to delivered
+METRICS_DELIVERY_LATENCY_SUM = "dlat_sum"  # their sum
+METRICS_HOOKS = "hook"  # hook|{outcome}: notifications received, by what became of them
 _METRICS_SEP = "|"
 
 
@@ -157,6 +172,21 @@ def rate(account: str, what: str) -> str:
     return f"bs:rate:{account}:{what}"
 
 
+def message(message_id: str) -> str:
+    """A provider message id → ``"{sending} {index}"``: how an event finds its recipient."""
+    return f"bs:msg:{message_id}"
+
+
+def early(message_id: str) -> str:
+    """Events that arrived before their message id was recorded, applied when it is."""
+    return f"bs:early:{message_id}"
+
+
+def suppression(list_name: str) -> str:
+    """A suppression list (sms, voice, mailing): normalised address → why, since when."""
+    return f"bs:suppress:{list_name}"
+
+
 def workers(queue_name: str) -> str:
     """The workers on ``queue_name`` and their last heartbeats (``bulksend_workers_alive``)."""
     return f"bs:workers:{queue_name}"
@@ -165,6 +195,19 @@ def workers(queue_name: str) -> str:
 def series(bucket: int) -> str:
     """The provider calls of the 10 seconds starting at epoch ``bucket`` (live chart)."""
     return f"bs:series:{bucket}"
+
+
+BLACKLIST_SYNC = "bs:suppress:sync"  # who syncs the provider's blacklist, and when next
+
+
+def suppression_push(list_name: str) -> str:
+    """Addresses we suppressed that the provider's blacklist does not have yet."""
+    return f"bs:suppress:push:{list_name}"
+
+
+def suppression_drop(list_name: str) -> str:
+    """Addresses we took off a list that the provider's blacklist may still have."""
+    return f"bs:suppress:drop:{list_name}"
 
 
 # arq's keys ------------------------------------------------------------------------

@@ -8,6 +8,8 @@ a resubmission with the same idempotency key re-enqueues the same job ids (arq
 ignores the ones it has), so a producer that crashed half-way can simply submit
 again. Every submit has a key — one is made up when the caller gives none — so
 that ``submit`` itself retries a Redis blip without creating a second sending.
+A recipient whose address is on its channel's suppression list (``jobs.suppression``,
+read a chunk at a time) is recorded ``suppressed`` and left out of its chunk.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from jobs import channels, chunks, codec, keys, recipients_file
+from jobs import channels, chunks, codec, keys, recipients_file, suppression
 from jobs.accounts import ACCOUNT, account_id, read_stop
 from jobs.base import InvalidJob, SendJob
 from jobs.chunks import CHUNK_FUNCTION, Entry
@@ -262,7 +264,8 @@ class Producer:
             "payload": job.api_payload(),
             "created_at": now_iso(),
         }
-        await self.store.create_sending(sending_id, job.kind, spec, content_digest)
+        fresh = await self.store.create_sending(sending_id, job.kind, spec, content_digest)
+        screen = suppression.list_for_kind(job.kind)
         jobs, n = 0, 0
         batch: list[tuple[int, Record]] = []
         entries: list[Entry] = []
@@ -271,11 +274,54 @@ class Producer:
             if entry is not None:
                 entries.append(entry)
             if len(batch) == self.settings.chunk_size:
+                if screen is not None:
+                    batch, entries = await self._screen(sending_id, screen, batch, entries, fresh)
                 jobs += await self._enqueue(sending_id, str(n), batch, entries)
                 batch, entries, n = [], [], n + 1
         if batch:
+            if screen is not None:
+                batch, entries = await self._screen(sending_id, screen, batch, entries, fresh)
             jobs += await self._enqueue(sending_id, str(n), batch, entries)
         await self.store.open(sending_id, jobs)
+
+    async def _screen(
+        self,
+        sending_id: str,
+        list_name: str,
+        batch: list[tuple[int, Record]],
+        entries: list[Entry],
+        fresh: bool,
+    ) -> tuple[list[tuple[int, Record]], list[Entry]]:
+        """A chunk's recipients against the suppression list (one HMGET): a suppressed
+        one is recorded ``suppressed`` (final, with the entry's reason) and left out of
+        the chunk. On a resubmission (``fresh`` False) a recipient already recorded
+        otherwise keeps its record and its entry: the chunk it is in, or will be in,
+        must still send it, or it would stay queued with nothing to send it."""
+        queued = [(index, record) for index, record in batch if record["status"] == "queued"]
+        if not queued:
+            return batch, entries
+        found = await suppression.get_many(self.redis, list_name, [r["to"] for _, r in queued])
+        if not found:
+            return batch, entries
+        hits: dict[int, Record] = {}
+        for index, record in queued:
+            entry = found.get(suppression.normalize(list_name, record["to"]))
+            if entry is not None:
+                description = suppression.describe(entry)
+                hits[index] = Record(
+                    to=record["to"], status="suppressed", code=None, description=description
+                )
+        if not fresh:
+            earlier = await self.store.load(sending_id, list(hits))
+            for index, record in earlier.items():
+                if record["status"] != "suppressed":
+                    del hits[index]
+        if not hits:
+            return batch, entries
+        return (
+            [(index, hits.get(index, record)) for index, record in batch],
+            [entry for entry in entries if entry.index not in hits],
+        )
 
     @property
     def _job_expires_s(self) -> float:
@@ -416,13 +462,16 @@ class Producer:
         if meta is None:
             raise SendingNotFound(sending_id)
         if meta["kind"] != "contacts":
-            yield ["index", "to", "status", "code", "description", "id", "parts", "attempts"]
+            yield [
+                "index", "to", "status", "code", "description", "id", "parts", "attempts",
+                "delivery",
+            ]  # fmt: skip
             async for record in self.store.iter_results(sending_id):
                 if status is None or record["status"] == status:
                     cells = [str(record["index"]), record["to"], record["status"]]
                     cells += [
                         "" if record.get(k) is None else str(record[k])
-                        for k in ("code", "description", "id", "parts", "attempts")
+                        for k in ("code", "description", "id", "parts", "attempts", "delivery")
                     ]
                     yield [neutralise_cell(cell) for cell in cells]
             return

@@ -34,7 +34,7 @@ from typing import Any, Final, Literal, Required, cast
 from redis.asyncio import Redis
 from typing_extensions import TypedDict  # pydantic documents Record (the HTTP API) on 3.11
 
-from jobs import chunks, codec, keys
+from jobs import chunks, codec, events, keys
 from jobs.errors import IdempotencyConflict
 
 
@@ -82,6 +82,12 @@ class Record(TypedDict, total=False):
     scheduled_at: str
     last_error: dict[str, Any]
     row: int  # an import's: the row a spreadsheet shows
+    # After accepted, from the provider's notifications (jobs.events):
+    delivery: str  # sent, then one of delivered, undelivered, rejected, expired
+    delivered_at: str  # when it reached that final delivery state
+    dparts: dict[str, str]  # a multipart SMS: each part's state
+    facts: dict[str, str]  # opened, clicked, bounced, unsubscribed, complaint → first date
+    events: list[list[Any]]  # [event, date, part, extra], each recorded once
 
 
 # What a recipient's new record carries over from the one it replaces.
@@ -111,7 +117,11 @@ def successor(old: Record, status: str, **fields: Any) -> Record:
 # The fields of ``bs:sending:{id}`` a status shows (``kind`` is always there).
 _SHOWN = ("kind", "state", "total", "chunks", "created_at", "finished_at")
 _EXTRAS = ("cancelled_at", "interrupted", "first_call_at", "campaign")  # shown only when set
-STATUS_FIELDS = (*_SHOWN, *_EXTRAS, *(f"n:{s}" for s in STATUSES))
+_DELIVERY = (
+    *(f"d:{s}" for s in events.DELIVERY_STATES),
+    *(f"f:{f}" for f in sorted(set(events.FACT_COUNTERS.values()))),
+)  # what events moved (jobs.events)
+STATUS_FIELDS = (*_SHOWN, *_EXTRAS, *(f"n:{s}" for s in STATUSES), *_DELIVERY)
 
 # A sending's place in ``bs:sendings``: (creation epoch, id), what listings page by.
 Position = tuple[float, str]
@@ -136,6 +146,7 @@ def _status(sending_id: str, row: Sequence[bytes | None]) -> dict[str, Any] | No
         "finished_at": meta.get("finished_at"),
     }
     status.update((extra, meta[extra]) for extra in _EXTRAS if extra in meta)
+    status["delivery"] = events.delivery_counts(meta, status["counts"]["accepted"])
     return status
 
 
@@ -223,7 +234,9 @@ end
 # recipient's new record if the CAS condition holds. Counter changes are summed in
 # DELTA (and arrivals in a final status in REACHED) and written once per call, with
 # ``first_call_at`` the first time a recipient goes on the wire (claimed
-# ``sending``) or a call's answer lands.
+# ``sending``) or a call's answer lands. A recipient recorded accepted with a
+# message id is linked to it (``ev_link``: the id's recipient, and the events that
+# came before it, applied now — ``jobs.events``).
 # expect: '=' .. raw  the record is exactly raw (and not final)
 #         '@' .. run  the record is that run's: sending, or unknown (late answer)
 #         'q'         the record is queued
@@ -231,6 +244,7 @@ end
 _LUA_MOVE = (
     _LUA_COUNT
     + _LUA_TALLY
+    + events.LUA_FUNCTIONS
     + """
 local DELTA, REACHED, CALLED = {}, {}, false
 local CANCELLED = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
@@ -260,6 +274,12 @@ local function move(idx, new, rec, expect)
     end
   end
   redis.call('HSET', KEYS[2], idx, rec)
+  if new == 'accepted' and old ~= 'accepted' then
+    local mid = cjson.decode(rec)['id']
+    if type(mid) == 'string' and mid ~= '' then
+      ev_link(redis.call('HGET', KEYS[1], 'id'), idx, mid, tonumber(ARGV[2]))
+    end
+  end
   if old ~= new then
     DELTA[old] = (DELTA[old] or 0) - 1
     DELTA[new] = (DELTA[new] or 0) + 1

@@ -124,6 +124,18 @@ class Settings(BaseSettings):
         "its sending opened with what was recorded",
     )
 
+    # --- suppression: the provider's blacklist (worker/blacklist.py) ------------
+    blacklist_sync: bool = Field(
+        False,
+        description="Sync the suppression lists with the provider's blacklist (sms, voice, "
+        "mailing): workers pull its entries and push the addresses we add or remove",
+    )
+    blacklist_sync_interval: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds between blacklist syncs (one worker at a time, at its sweeps)",
+    )
+
     # --- web service (bulksend serve) ------------------------------------------
     api_token: SecretStr | None = Field(
         None, description="Bearer token for every route of `bulksend serve` (required by it)"
@@ -135,6 +147,18 @@ class Settings(BaseSettings):
         25, gt=0, description="Largest request body the HTTP API reads, MiB (413 above)"
     )
     metrics_public: bool = Field(False, description="Serve /metrics without a token")
+
+    # --- delivery notifications and events (bulksend serve's /hooks/) ----------
+    public_url: str | None = Field(
+        None,
+        description="This service's URL as the provider reaches it (e.g. https://bulksend."
+        "example.com): workers add a notificationUrl to every SMS call that has none",
+    )
+    hook_secret: SecretStr | None = Field(
+        None,
+        description="The secret in /hooks/dlr/{secret} and /hooks/events/{secret}; unset: "
+        "the hooks answer 404",
+    )
 
     # --- sandbox --------------------------------------------------------------
     sandbox_username: str = Field("sandbox", description="Username the sandbox accepts")

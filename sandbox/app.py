@@ -11,6 +11,8 @@ Provider API (``messaging-api.txt``)::
     GET, POST /api/rest/contacts, GET, PUT, DELETE /api/rest/contacts/<ID>,
     GET, POST /api/rest/groups, GET, PUT, DELETE /api/rest/groups/<ID>
                                 sandbox.contacts ("Databases")
+    GET, PUT, DELETE /api/rest/v2/blacklist/<type>
+                                sandbox.blacklist ("Blacklist")
     *    /api/...             anything else: 404 {"error": {"code": 404, ...}}
                               (405 for a known path with the wrong method, with
                               its ``Allow``, ``POST`` for a channel); both bare, in
@@ -33,11 +35,21 @@ Inspection (a contract tests and benchmarks rely on: README → "Sandbox")::
     GET  /_sandbox/messages?channel=sms&limit=N  {"channel", "count", "messages": [...]}
     GET  /_sandbox/faults                        fault injection, see sandbox.faults
     POST /_sandbox/faults                        replace it ({} clears; reset clears too)
+    GET  /_sandbox/notifications                 DLRs and events sent after the 202, see
+    POST /_sandbox/notifications                 sandbox.notifications (reset: defaults)
+    GET  /_sandbox/notifications/decisions       each notified message's decided fate
+    GET  /_sandbox/blacklist                     {"count", "data": [every entry, all types]}
 
 Channel names (stats keys, ``channel=``): sms, email, voice, voice-audio,
 landing, whatsapp. What several channels check lives in ``sandbox.common``. The
 contacts databases' routes are counted and given faults the same way, under the
-names contacts, groups and mail-contacts (see ``sandbox.state`` for when they show).
+names contacts, groups, blacklist and mail-contacts (see ``sandbox.state`` for when
+they show).
+
+What follows an accepted request — its delivery notifications and events, sent by
+background tasks so that no answer waits for them — is ``sandbox.notifications``:
+``SandboxState.after_accept`` hands it each request's accepted messages, and the
+app's shutdown cancels what is still pending.
 
 A request to a channel goes through, outermost first:
 
@@ -55,8 +67,9 @@ Adding a channel is one module with ``NAME``, ``PATH`` and ``handle`` and one
 entry in ``CHANNELS``.
 
 The databases' routes go through the same steps, with their own: the contacts and
-groups routes read a JSON object only for POST and PUT, and the mail API's check its
-``PublicKey`` / ``SecretKey`` headers instead of Basic auth and read a form.
+groups routes read a JSON object only for POST and PUT, the blacklist's for PUT and
+DELETE, and the mail API's check its ``PublicKey`` / ``SecretKey`` headers instead of
+Basic auth and read a form.
 """
 
 from __future__ import annotations
@@ -64,10 +77,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.applications import Starlette
@@ -78,16 +92,29 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from jobs.settings import Settings, get_settings
-from sandbox import contacts, landing, mail_contacts, mailing, sms, voice, voice_audio, whatsapp
+from sandbox import (
+    blacklist,
+    contacts,
+    landing,
+    mail_contacts,
+    mailing,
+    sms,
+    voice,
+    voice_audio,
+    whatsapp,
+)
+from sandbox.blacklist import Blacklist
 from sandbox.contacts import Call, ContactBook
 from sandbox.errors import METHOD_NOT_ALLOWED, NOT_FOUND, ApiError
 from sandbox.faults import Faults
 from sandbox.mail_contacts import MailBook, MailFailure
+from sandbox.notifications import Notifier
 from sandbox.state import MAX_MESSAGES, SandboxState
 
 Handler = Callable[[Request], Awaitable[Response]]
 ChannelHandle = Callable[[dict[str, Any], SandboxState], tuple[int, dict[str, Any]]]
 DatabaseHandle = Callable[[Call, ContactBook], tuple[int, dict[str, Any] | None]]
+StoreT = TypeVar("StoreT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +143,7 @@ DATABASES: tuple[tuple[Resource, DatabaseHandle], ...] = (
     (Resource(contacts.GROUPS, contacts.GROUPS_PATH), contacts.handle_groups),
 )
 MAIL = Resource(mail_contacts.NAME, mail_contacts.PREFIX)
+BLACKLIST = Resource(blacklist.NAME, blacklist.PATH)
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -180,12 +208,17 @@ def _channel_handler(channel: Channel, state: SandboxState) -> Handler:
     return handler
 
 
-def _database_handler(handle: DatabaseHandle, book: ContactBook) -> Handler:
-    """A contacts or groups route: JSON object bodies for POST and PUT (400 / 125)."""
+def _database_handler(
+    handle: Callable[[Call, StoreT], tuple[int, dict[str, Any] | None]],
+    book: StoreT,
+    with_body: Collection[str] = ("POST", "PUT"),
+) -> Handler:
+    """A contacts, groups or blacklist route: JSON object bodies for the methods
+    ``with_body`` (400 / 125); the route's one path parameter is ``Call.item``."""
 
     async def handler(request: Request) -> Response:
         body = None
-        if request.method in ("POST", "PUT"):
+        if request.method in with_body:
             try:
                 body = orjson.loads(await request.body())
             except orjson.JSONDecodeError:
@@ -194,7 +227,7 @@ def _database_handler(handle: DatabaseHandle, book: ContactBook) -> Handler:
                 error = ApiError(125)
                 return json_response(error.body, error.status)
         host = str(request.base_url).rstrip("/")
-        item = request.path_params.get("id")
+        item = next(iter(request.path_params.values()), None)
         call = Call(request.method, item, request.query_params.multi_items(), body, host)
         try:
             status, payload = handle(call, book)
@@ -264,10 +297,12 @@ def _counted(channel: Resource, state: SandboxState, handler: Handler) -> Handle
 
 def create_app(settings: Settings | None = None, *, layers: Sequence[Layer] = ()) -> Starlette:
     settings = settings or get_settings()
-    databases = [resource.name for resource, _ in DATABASES] + [MAIL.name]
+    databases = [resource.name for resource, _ in DATABASES] + [BLACKLIST.name, MAIL.name]
     state = SandboxState([channel.name for channel in CHANNELS], listed_when_used=databases)
-    book, mail = ContactBook(), MailBook()
-    state.stores.update(contacts=book, mail=mail)
+    book, mail, blocked = ContactBook(), MailBook(), Blacklist()
+    notifier = Notifier(blocked)
+    state.stores.update(contacts=book, mail=mail, blacklist=blocked, notifications=notifier)
+    state.after_accept = notifier.accepted
     authorized = basic_auth_checker(
         settings.sandbox_username, settings.sandbox_api_password.get_secret_value()
     )
@@ -311,6 +346,13 @@ def create_app(settings: Settings | None = None, *, layers: Sequence[Layer] = ()
         handler = _database_handler(handle, book)
         add(resource, resource.path, ["GET", "POST"], handler, basic)
         add(resource, resource.path + "/{id}", ["GET", "PUT", "DELETE"], handler, basic)
+    add(
+        BLACKLIST,
+        BLACKLIST.path + "/{type}",
+        ["GET", "PUT", "DELETE"],
+        _database_handler(blacklist.handle, blocked, ("PUT", "DELETE")),
+        basic,
+    )
     add(MAIL, mail_contacts.UPLOAD_PATH, ["POST"], _mail_upload(mail), keys)
     add(MAIL, mail_contacts.LIST_PATH, ["GET"], _mail_list(mail), keys)
 
@@ -353,17 +395,34 @@ def create_app(settings: Settings | None = None, *, layers: Sequence[Layer] = ()
         found = state.messages_json(channel, min(limit, MAX_MESSAGES))
         return json_response({"channel": channel, "count": len(found), "messages": found})
 
+    async def blacklisted(request: Request) -> Response:
+        notifier.flush()  # the entries the queued messages' decisions add
+        return json_response(blocked.all_json())
+
     routes += [
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/messages", messages, methods=["GET"]),
         Route("/_sandbox/faults", faults.endpoint, methods=["GET", "POST"]),
+        Route("/_sandbox/notifications", notifier.endpoint, methods=["GET", "POST"]),
+        Route("/_sandbox/notifications/decisions", notifier.decisions_endpoint, methods=["GET"]),
+        Route("/_sandbox/blacklist", blacklisted, methods=["GET"]),
         Route("/api/{rest:path}", unrouted, methods=ALL_METHODS),
         Route(mail_contacts.PREFIX + "/{rest:path}", unrouted, methods=ALL_METHODS),
     ]
-    app = Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:  # notifications still pending are dropped: shutting down must not wait
+            await notifier.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.sandbox = state
     app.state.faults = faults
     app.state.contacts = book
     app.state.mail = mail
+    app.state.blacklist = blocked
+    app.state.notifications = notifier
     return app

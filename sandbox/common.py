@@ -31,7 +31,7 @@ from jobs.fields import (
 )
 from jobs.templating import OTP_LENGTH, TemplateError, render
 from sandbox.errors import VALIDATION, ApiError, error_detail
-from sandbox.state import Message, SandboxState
+from sandbox.state import Accepted, Message, SandboxState
 
 ERR_102: Final = error_detail(102)
 NO_VALUES: Final[Mapping[str, Any]] = {}
@@ -225,7 +225,8 @@ class Results:
     Campaign and sending ids are allocated with the first accepted recipient, and
     the sandbox's stats count the accepted ones only when the answer is made, after
     ``state.before_accept`` (the credits of ``sandbox.faults``) let them through;
-    that is when their messages get their time and request number.
+    that is when their messages get their time and request number, and when
+    ``state.after_accept`` gets them with their ``notificationUrl`` (``notify``).
     """
 
     def __init__(
@@ -243,6 +244,7 @@ class Results:
         self.entries: list[dict[str, Any]] = []
         # (message id, recipient, sender, text, details, content) of each accepted one
         self._accepted: list[tuple[str, str, str | None, str, dict[str, Any], str | None]] = []
+        self._notify: list[str | None] = []  # the notificationUrl of each accepted one
         self._first_error: dict[str, Any] | None = None
 
     def rendered(
@@ -272,6 +274,12 @@ class Results:
                 continue
             yield raw, recipient, text, own
 
+    @property
+    def position(self) -> int:
+        """The index in ``to`` of the recipient being handled: every earlier entry of
+        ``to`` has its one result entry by then."""
+        return len(self.entries)
+
     def invalid(self, to: object, error: dict[str, Any] = ERR_102) -> None:
         """A recipient that is not a valid address (102)."""
         self.entries.append({"accepted": False, "to": to, "error": error})
@@ -292,14 +300,17 @@ class Results:
         details: dict[str, Any],
         entry: Mapping[str, Any],
         content: str | None = None,
+        notify: str | None = None,
     ) -> None:
         """An accepted recipient: ``entry`` follows ``accepted``/``to``/``id`` in the result;
-        ``content`` is its identity for duplicates when ``text`` is not all of it."""
+        ``content`` is its identity for duplicates when ``text`` is not all of it;
+        ``notify`` its ``notificationUrl`` ("Delivery notifications")."""
         if not self.sending_id:
             self.campaign_id = self._state.campaign_id(self._campaign_name)
             self.sending_id = self._state.new_id()
         message_id = self._new_id()
         self._accepted.append((message_id, recipient, sender, text, details, content))
+        self._notify.append(notify)
         self.entries.append({"accepted": True, "to": to, "id": message_id, **entry})
 
     def answer(self) -> tuple[int, dict[str, Any]]:
@@ -313,11 +324,19 @@ class Results:
         stats = self._state.channels[self._channel]
         stats.requests_accepting += 1
         request_no, received_at, sending_id = stats.requests_accepting, time.time(), self.sending_id
+        after = self._state.after_accept
+        kept: list[Message] = []
         for message_id, recipient, sender, text, details, content in self._accepted:
             message = Message(
                 message_id, recipient, sender, text, sending_id, details, received_at, request_no
             )
             stats.accept(message, content)
+            if after is not None:
+                kept.append(message)
+        if after is not None:
+            urls = self._notify if any(self._notify) else None
+            campaign_id = self.campaign_id if self._campaign_name is not None else 0
+            after(Accepted(self._channel, campaign_id, self._campaign_name, kept, urls))
         status = 202 if len(self._accepted) == len(self.entries) else 207
         return status, {
             "campaignId": self.campaign_id,

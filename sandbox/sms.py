@@ -53,6 +53,9 @@ All entries accepted → 202; some → 207; none → the whole request fails wit
 when no number was valid, else with the first valid recipient's error (400 105,
 400 113 or 422).
 
+Each accepted recipient with a ``notificationUrl`` (the string, or its entry of the
+array) later gets its delivery notifications: ``sandbox.notifications``.
+
 ``send`` serves the landing SMS endpoint too (``sandbox.landing``): a ``Variant``
 says what differs (parts limit, which parameters exist, the page checks).
 """
@@ -178,6 +181,7 @@ def send(body: dict[str, Any], state: SandboxState, variant: Variant) -> tuple[i
     if fields:
         raise validation_error(fields)
 
+    urls = body.get("notificationUrl")
     results = Results(state, variant.name, campaign_name)
     # Texts repeat across recipients (no sub, or shared values): analyse each once.
     analysed: dict[str, _Analysis] = {}
@@ -189,6 +193,7 @@ def send(body: dict[str, Any], state: SandboxState, variant: Variant) -> tuple[i
             results.refuse(raw, outcome)
             continue
         sent_text, details, parts = outcome
+        notify = urls[results.position] if isinstance(urls, list) else urls
         results.accept(
             raw,
             number,
@@ -197,6 +202,7 @@ def send(body: dict[str, Any], state: SandboxState, variant: Variant) -> tuple[i
             details=details,
             entry={"parts": parts, "scheduledAt": scheduled_at, "expiresAt": expires_at},
             content=None if page is None else f"{sent_text}\x00{page}",
+            notify=notify,
         )
     return results.answer()
 

@@ -26,7 +26,9 @@ Ids (message, campaign, sending) are never reused in one process, even across
 ``reset``, so records kept by a client across tests cannot collide.
 
 Besides the sending channels, ``stores`` hold what other routes keep (the contacts
-databases: ``sandbox.contacts``, ``sandbox.mail_contacts``); each is reset with the
+databases: ``sandbox.contacts``, ``sandbox.mail_contacts``; ``sandbox.blacklist``;
+the notifications sent after the 202, ``sandbox.notifications``, which get each
+request's accepted recipients through ``after_accept``); each is reset with the
 rest and shows its own counters at the top level of the stats, under its name. Their
 routes are counted like channels, under ``channels``, but only from their first
 request after a reset on (``listed_when_used``), so that a sandbox nobody imported
@@ -73,6 +75,17 @@ class Message(NamedTuple):
             "receivedAt": self.received_at,
             "requestNo": self.request_no,
         }
+
+
+class Accepted(NamedTuple):
+    """The recipients one request had accepted, for what follows the answer
+    (``SandboxState.after_accept``: ``sandbox.notifications``)."""
+
+    channel: str  # stats name
+    campaign_id: int
+    campaign_name: str | None  # None when the request named no campaign
+    messages: list[Message]
+    urls: list[str | None] | None  # ``notificationUrl`` of each message; None: none given
 
 
 @dataclass(slots=True)
@@ -193,6 +206,9 @@ class SandboxState:
         # Called by the email channel with (channel, fromEmail, replyTo), both well-formed;
         # it may raise ApiError 115 / 117 (sandbox.faults: unverified).
         self.verify_sender: Callable[[str, str, str], None] | None = None
+        # Called with each request's accepted recipients once they are counted; it must
+        # return at once (sandbox.notifications queues them for the background).
+        self.after_accept: Callable[[Accepted], None] | None = None
         self.reset()
 
     def reset(self) -> None:

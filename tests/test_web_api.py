@@ -626,7 +626,7 @@ def test_openapi_lists_every_route_with_the_models_schemas(
     }
     assert all(isinstance(route, Route) for route in api_routes)
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
-    assert served == documented and len(served) == 19
+    assert served == documented and len(served) == 25
 
     schemas = document["components"]["schemas"]
     for channel in channels.all_channels():

@@ -13,6 +13,7 @@ until Redis answers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,7 +22,7 @@ from starlette.middleware import Middleware
 
 from jobs.producer import Producer
 from jobs.settings import Settings
-from web import account, dashboard, enqueue, imports, ops, sendings
+from web import account, dashboard, enqueue, hooks, imports, ops, sendings, suppressions
 from web.auth import TokenAuth, require_token
 from web.docs import docs_page
 from web.errors import EXCEPTION_HANDLERS
@@ -50,13 +51,20 @@ def _documentation() -> list[ApiRoute]:
     ]
 
 
+def _guards_itself(path: str) -> bool:
+    """Paths with a door of their own: the dashboard's session, the hooks' secret."""
+    return dashboard.owns(path) or path.startswith(hooks.PREFIX)
+
+
 def create_app(settings: Settings) -> Starlette:
     """The app for ``settings``; ``ConfigurationError`` without ``BULKSEND_API_TOKEN``."""
     token = require_token(settings)
     routes: list[ApiRoute] = [
         *enqueue.routes(),
+        *hooks.routes,
         imports.route,
         *sendings.routes,
+        *suppressions.routes,
         account.route,
         *ops.routes(settings),
         *_documentation(),
@@ -80,7 +88,7 @@ def create_app(settings: Settings) -> Starlette:
                 api_token=token,
                 readonly_token=readonly,
                 public=[route.path for route in routes if route.doc.public],
-                delegated=dashboard.owns,
+                delegated=_guards_itself,
             ),
             Middleware(BodyLimit, max_bytes=settings.api_max_body_bytes),
         ],
@@ -88,4 +96,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    logging.getLogger("uvicorn.access").addFilter(hooks.RedactHooks())
     return app

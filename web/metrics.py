@@ -85,6 +85,10 @@ class Counters:
     buckets: dict[str, dict[str, float]] = field(default_factory=dict)  # endpoint → le → n
     seconds: dict[str, float] = field(default_factory=dict)  # endpoint → sum
     parts: dict[str, float] = field(default_factory=dict)
+    delivery: dict[tuple[str, str], float] = field(default_factory=dict)  # (kind, state) → n
+    delivery_latency: dict[str, float] = field(default_factory=dict)  # le → n
+    hooks: dict[str, float] = field(default_factory=dict)  # outcome → n
+    delivery_seconds: float = 0.0
 
     @classmethod
     def parse(cls, raw: dict[bytes, bytes]) -> Counters:
@@ -112,6 +116,16 @@ class Counters:
             self.seconds[rest] = n
         elif what == keys.METRICS_PARTS:
             self.parts[rest] = n
+        elif what == keys.METRICS_DELIVERY:
+            kind, state = keys.metrics_field_parts(rest, 2)
+            self.delivery[kind, state] = n
+        elif what == keys.METRICS_DELIVERY_LATENCY:
+            float(rest)  # a bound, or "+Inf"
+            self.delivery_latency[rest] = n
+        elif what == keys.METRICS_HOOKS:
+            self.hooks[rest] = n
+        elif name == keys.METRICS_DELIVERY_LATENCY_SUM:
+            self.delivery_seconds = n
 
 
 @dataclass
@@ -175,7 +189,7 @@ async def collect(redis: Any, settings: Settings) -> list[Metric]:
     """Every family, from what Redis holds now."""
     cluster = await snapshot(redis, settings)
     counters = cluster.counters
-    families = _recipients(counters) + _provider(counters)
+    families = _recipients(counters) + _provider(counters) + _delivery(counters)
     families += _gauges(cluster.queue, cluster.workers_alive, cluster.sendings)
     state = GaugeMetricFamily(
         "bulksend_account_state",
@@ -251,14 +265,7 @@ def _provider(c: Counters) -> list[Metric]:
         labels=["endpoint"],
     )
     for endpoint, by_le in sorted(c.buckets.items()):
-        # Every bucket on every scrape, empty or not (and any a former version wrote).
-        bounds = {*by_le, *(le(b) for b in BUCKETS)} - {INF}
-        cumulative, total = [], 0.0
-        for bound in sorted(bounds, key=float):
-            total += by_le.get(bound, 0.0)
-            cumulative.append((repr(float(bound)), total))
-        cumulative.append((INF, total + by_le.get(INF, 0.0)))
-        duration.add_metric([endpoint], cumulative, sum_value=c.seconds.get(endpoint, 0.0))
+        duration.add_metric([endpoint], _histogram(by_le), sum_value=c.seconds.get(endpoint, 0.0))
     parts = CounterMetricFamily(
         "bulksend_parts_billed",
         "SMS parts the provider accepted, by encoding",
@@ -267,6 +274,43 @@ def _provider(c: Counters) -> list[Metric]:
     for encoding, n in sorted(c.parts.items()):
         parts.add_metric([encoding], n)
     return [requests, duration, parts]
+
+
+def _histogram(by_le: dict[str, float]) -> list[tuple[str, float]]:
+    """Cumulative buckets from per-bucket counts: every bound on every scrape, empty or
+    not (and any a former version wrote)."""
+    bounds = {*by_le, *(le(b) for b in BUCKETS)} - {INF}
+    cumulative, total = [], 0.0
+    for bound in sorted(bounds, key=float):
+        total += by_le.get(bound, 0.0)
+        cumulative.append((repr(float(bound)), total))
+    cumulative.append((INF, total + by_le.get(INF, 0.0)))
+    return cumulative
+
+
+def _delivery(c: Counters) -> list[Metric]:
+    delivery = CounterMetricFamily(
+        "bulksend_delivery",
+        "Recipients that reached a delivery state after accepted (delivered, undelivered, "
+        "rejected, expired), by kind, from the provider's notifications",
+        labels=["kind", "state"],
+    )
+    for labels, n in sorted(c.delivery.items()):
+        delivery.add_metric(labels, n)
+    latency = HistogramMetricFamily(
+        "bulksend_delivery_latency_seconds",
+        "Time from accepted to the notification that it was delivered",
+    )
+    latency.add_metric([], _histogram(c.delivery_latency), sum_value=c.delivery_seconds)
+    hooks = CounterMetricFamily(
+        "bulksend_notifications",
+        "Delivery and event notifications received, by outcome (applied, delivered, "
+        "duplicate, parked until their message id is recorded, unknown, malformed)",
+        labels=["outcome"],
+    )
+    for outcome, n in sorted(c.hooks.items()):
+        hooks.add_metric([outcome], n)
+    return [delivery, latency, hooks]
 
 
 def _gauges(queue: QueueNow, workers: int, sendings: dict[str, int]) -> list[Metric]:

@@ -38,6 +38,7 @@ from web.openapi import ApiRoute, Content, Doc, Param
 __all__ = [
     "AccountStop",
     "Counts",
+    "Delivery",
     "ResultLine",
     "SendingStatus",
     "SendingsPage",
@@ -66,6 +67,21 @@ class Counts(BaseModel):
     suppressed: int
 
 
+class Delivery(BaseModel):
+    """What the provider's notifications said after accepted (recipients; a fact counts
+    once per recipient). ``pending``: accepted, no final delivery state yet."""
+
+    delivered: int
+    undelivered: int
+    rejected: int
+    expired: int
+    pending: int
+    opened: int
+    clicked: int
+    bounced: int
+    unsubscribed: int
+
+
 class AccountStop(BaseModel):
     state: Literal["held", "halted"]
     code: int | None
@@ -91,6 +107,7 @@ class SendingStatus(BaseModel):
     interrupted: str | None = None
     first_call_at: str | None = Field(None, description="when its first provider call went out")
     campaign: str | None = Field(None, description="its campaignName, when it has one")
+    delivery: Delivery
     account: AccountStop | None = Field(
         None, description="the provider account's hold or halt that concerns this sending"
     )

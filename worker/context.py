@@ -39,6 +39,12 @@ class WorkerContext:
     running: int = 0
 
     @property
+    def hooks(self) -> str | None:
+        """The hook secret our notificationUrl carries (``jobs.events``), if hooks are on."""
+        secret = self.settings.hook_secret
+        return secret.get_secret_value() if secret is not None else None
+
+    @property
     def job_expires_s(self) -> float:
         """How long an enqueued chunk job's payload is kept by arq."""
         return float(self.settings.result_ttl_days * 86400)

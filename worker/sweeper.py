@@ -26,6 +26,7 @@ from jobs import chunks, codec, keys
 from jobs.accounts import account_id, parked_scopes, read_stops, unpark
 from jobs.results import ResultStore
 from jobs.settings import Settings
+from worker import blacklist
 
 log = logging.getLogger("bulksend.sweeper")
 
@@ -115,7 +116,9 @@ async def _sending(
 
 
 async def sweep_forever(redis: Any, settings: Settings) -> None:
-    """A worker's background loop; the first pass comes soon after start."""
+    """A worker's background loop; the first pass comes soon after start. With
+    ``BULKSEND_BLACKLIST_SYNC``, each pass also syncs the provider's blacklist when one
+    is due (``worker.blacklist.sync_due``: one worker per interval)."""
     delay = min(settings.sweep_interval, 2.0)
     while True:
         await asyncio.sleep(delay)
@@ -123,4 +126,9 @@ async def sweep_forever(redis: Any, settings: Settings) -> None:
             await sweep(redis, settings)
         except Exception:
             log.exception("sweep failed; trying again next time")
+        if settings.blacklist_sync:
+            try:
+                await blacklist.sync_due(redis, settings)
+            except Exception:
+                log.exception("blacklist sync failed; trying again next time")
         delay = settings.sweep_interval * random.uniform(0.5, 1.0)

@@ -30,7 +30,7 @@ from typing import Any
 
 from arq import Retry
 
-from jobs import chunks, codec, keys
+from jobs import chunks, codec, events, keys
 from jobs.accounts import ACCOUNT, Stop, Turn, park
 from jobs.chunks import Entry
 from jobs.fields import parse_api_date
@@ -308,6 +308,7 @@ async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
             run.probing = stop.scope
         payload = await w.payload(sending_id, spec)
         calls, refusals = plan(run.kind, payload, pending, w.text_rules)
+        calls = events.with_notification_urls(calls, sending_id, w.settings.public_url, w.hooks)
         await run.write(
             [
                 run.from_loaded(r.entry, "rejected", code=r.code, description=r.description)
