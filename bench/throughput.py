@@ -158,12 +158,16 @@ class CpuMeter:
         self.start = time.monotonic()
         self.used = {name: sum(cpu_seconds(p) for p in pids) for name, pids in groups.items()}
 
-    def cores(self) -> dict[str, float]:
-        wall = time.monotonic() - self.start
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds each component used since construction."""
         return {
-            name: (sum(cpu_seconds(p) for p in pids) - self.used[name]) / wall
+            name: sum(cpu_seconds(p) for p in pids) - self.used[name]
             for name, pids in self.groups.items()
         }
+
+    def cores(self) -> dict[str, float]:
+        wall = time.monotonic() - self.start
+        return {name: used / wall for name, used in self.seconds().items()}
 
 
 def describe_cpu(cores: dict[str, float]) -> str:
@@ -335,6 +339,7 @@ class Figure:
     notes: list[str] = field(default_factory=list)
     worker_rss_mb: float | None = None  # max VmHWM of the phase's workers
     producer_rss_mb: float | None = None
+    cpu_us_per_recipient: float | None = None  # workers + Redis
 
     @property
     def rate(self) -> float:
@@ -389,6 +394,7 @@ async def pipeline_phase(rig: Rig, checks: Checks, n: int, workers: int) -> Figu
             status = await producer.wait(sending_id, timeout=deadline(n, 500), poll=0.05)
             seconds = time.monotonic() - started
             cores = meter.cores()
+            used = meter.seconds()
         finally:
             await producer.close()
         worker_rss = max(peak_rss_mb(p.pid) for p in procs)
@@ -396,12 +402,16 @@ async def pipeline_phase(rig: Rig, checks: Checks, n: int, workers: int) -> Figu
     checks.sending(name, status, n)
     checks.exactly_once(name, stats, n)
     figure = Figure(name, n, seconds, worker_rss_mb=worker_rss, producer_rss_mb=producer_rss)
+    # The pipeline's own CPU per recipient: its workers and Redis (not the sandbox, not
+    # the in-process producer of this bench).
+    figure.cpu_us_per_recipient = (used["workers"] + used["redis"]) / n * 1e6
     figure.notes += [
         f"submit {submitted:.1f}s, final {seconds - submitted:.1f}s after it",
         f"{stats['requests']:,} provider requests",
         f"worker peak RSS {worker_rss:.0f} MB",
         f"bench (in-process producer) peak RSS {producer_rss:.0f} MB",
         describe_cpu(cores),
+        f"workers + Redis {figure.cpu_us_per_recipient:.0f} µs of CPU per recipient",
     ]
     log(f"[{name}] {figure.rate:,.0f} recipients/s in {seconds:.1f}s")
     return figure
@@ -587,6 +597,7 @@ class Big:
     worker_rss_mb: float
     redis_peak_mb: float
     redis_bytes_per_pending: float
+    redis_bytes_per_final: float
     submit_seconds: float
 
 
@@ -630,6 +641,7 @@ async def big_phase(rig: Rig, checks: Checks, n: int) -> Big:
             await producer.close()
         worker_rss = max(peak_rss_mb(p.pid) for p in procs)
     memory = rig.redis_memory()
+    final = memory["used_memory"] - baseline  # the records (and their links) once done
     stats = rig.sms_stats()
     checks.sending(name, status, n)
     checks.exactly_once(name, stats, n)
@@ -640,6 +652,7 @@ async def big_phase(rig: Rig, checks: Checks, n: int) -> Big:
         worker_rss_mb=worker_rss,
         redis_peak_mb=memory["used_memory_peak"] / 2**20,
         redis_bytes_per_pending=pending / n,
+        redis_bytes_per_final=final / n,
         submit_seconds=submitted,
     )
     producer_cpu = usage.ru_utime + usage.ru_stime
@@ -755,6 +768,7 @@ def report(run: Run) -> tuple[str, list[str]]:
             f"worker peak RSS {big.worker_rss_mb:.0f} MB (max of 2), "
             f"Redis used_memory_peak {big.redis_peak_mb:.0f} MB, "
             f"{big.redis_bytes_per_pending:.0f} B of Redis per pending recipient, "
+            f"{big.redis_bytes_per_final:.0f} B per final one, "
             f"{big.figure.rate:,.0f} recipients/s end to end "
             f"(submit {big.submit_seconds:.1f}s)"
         )
@@ -766,9 +780,14 @@ def report(run: Run) -> tuple[str, list[str]]:
             "max VmHWM of the 2 workers, producer = this bench process (in-process submit)"
         )
     lines += [f"note: {note}" for note in run.notes]
+    cpu = two.cpu_us_per_recipient if two and two.cpu_us_per_recipient else float("nan")
+    pending = run.big.redis_bytes_per_pending if run.big else float("nan")
+    final = run.big.redis_bytes_per_final if run.big else float("nan")
     result = (
         f"RESULT pipeline_vs_naive={vs_naive:.2f} pipeline_vs_limit={vs_limit:.2f} "
-        f"p99_ms={p99:.1f} worker_rss_mb={worker_rss:.1f} producer_rss_mb={producer_rss:.1f}"
+        f"p99_ms={p99:.1f} worker_rss_mb={worker_rss:.1f} producer_rss_mb={producer_rss:.1f} "
+        f"cpu_us_per_recipient={cpu:.1f} redis_bytes_per_pending={pending:.0f} "
+        f"redis_bytes_per_final={final:.0f}"
     )
     if source != "big":
         result += f" rss_source={source}"

@@ -24,6 +24,7 @@ Across sendings:
 ``bs:activity``          list  the dashboard's actions (what, when, which token kind), capped
 ``bs:metrics``           hash  what ``/metrics`` shows, cluster-wide (``web.metrics``): the
                                fields ``metrics_field(...)`` names, see ``METRICS``
+``bs:hooks``             str   present while a `serve` with a hook secret runs (renewed)
 ``bs:msg:{message id}``  str   ``"{sending} {index}"``: the recipient of a provider message id
 ``bs:early:{message id}`` list events that came before that id was recorded (``jobs.events``)
 ``bs:workers:{queue}``   hash  worker (host:pid:token) → its last heartbeat, JSON
@@ -69,6 +70,7 @@ CAMPAIGNS = "bs:campaigns"
 CAMPAIGN_SEP = "\x00"  # between name and id; no id holds it, so a member splits at its last
 ACTIVE = "bs:active"
 SWEEP_LOCK = "bs:sweep"
+HOOKS = "bs:hooks"  # set while a `serve` receives notifications: workers link message ids
 ACTIVITY = "bs:activity"  # the dashboard's actions, newest first (web.dashboard.activity)
 
 # The counters behind ``/metrics``, one hash for every worker and replica. Fields are

@@ -74,8 +74,9 @@ Item = tuple[int, Record, Entry | None]
 
 
 def _recipients(kind: str, rows: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[Item]:
+    normalize = channels.get(kind).normalize  # looked up once, not per recipient
     for index, (raw, extras) in enumerate(rows):
-        normalized = normalize_recipient(kind, raw)
+        normalized = normalize(raw)
         if normalized is None:
             yield (
                 index,

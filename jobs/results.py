@@ -108,7 +108,7 @@ def expect_run(token: str) -> str:
 
 def successor(old: Record, status: str, **fields: Any) -> Record:
     """The record that replaces ``old``: what is carried over, the new status and fields."""
-    new: dict[str, Any] = {k: v for k, v in old.items() if k in CARRIED}
+    new: dict[str, Any] = {k: old[k] for k in CARRIED if k in old}  # type: ignore[literal-required]
     new.setdefault("attempts", 0)
     new.update(status=status, updated_at=now_iso(), **fields)
     return cast(Record, new)
@@ -150,8 +150,20 @@ def _status(sending_id: str, row: Sequence[bytes | None]) -> dict[str, Any] | No
     return status
 
 
+_NOW: list[Any] = [0, ""]  # (epoch ms, its ISO text): records are stamped per recipient
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    """Now, to the millisecond, in ISO 8601 (UTC). Made once per millisecond: a call's
+    every recipient is stamped with it, and formatting a date was a tenth of a worker's
+    time."""
+    ms = time.time_ns() // 1_000_000
+    if ms != _NOW[0]:
+        _NOW[0], _NOW[1] = (
+            ms,
+            datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds"),
+        )
+    return str(_NOW[1])
 
 
 def digest(payload: Any) -> str:
@@ -202,12 +214,12 @@ local FINAL = {_FINAL_LUA}
 local UNCODED = {{accepted=1, cancelled=1, suppressed=1}}
 local TALLY = {{}}
 local function tally(status, rec)
-  if not FINAL[status] or (UNCODED[status] and status ~= 'accepted') then return end
+  if not FINAL[status] or (UNCODED[status] and status ~= 'accepted') then return nil end
   local r = cjson.decode(rec)
   local field
   if status == 'accepted' then
     local parts, enc = r['parts'], r['encoding']
-    if type(parts) ~= 'number' or type(enc) ~= 'string' then return end
+    if type(parts) ~= 'number' or type(enc) ~= 'string' then return r end
     TALLY['parts:' .. enc] = (TALLY['parts:' .. enc] or 0) + parts
     field = 'accepted:' .. enc
   else
@@ -219,6 +231,7 @@ local function tally(status, rec)
     end
   end
   TALLY[field] = (TALLY[field] or 0) + 1
+  return r
 end
 local function write_tally()
   if next(TALLY) == nil then return end
@@ -236,15 +249,24 @@ end
 # ``first_call_at`` the first time a recipient goes on the wire (claimed
 # ``sending``) or a call's answer lands. A recipient recorded accepted with a
 # message id is linked to it (``ev_link``: the id's recipient, and the events that
-# came before it, applied now — ``jobs.events``).
+# came before it, applied now — ``jobs.events``) while something receives
+# notifications (``keys.HOOKS``): without a receiver a link is memory for nothing.
 # expect: '=' .. raw  the record is exactly raw (and not final)
 #         '@' .. run  the record is that run's: sending, or unknown (late answer)
 #         'q'         the record is queued
 #         ''          the record is pending
+_LUA_LINKS = f"""
+local LINKING = nil
+local function LINKS()  -- a receiver of notifications runs (keys.HOOKS): link the ids
+  if LINKING == nil then LINKING = redis.call('EXISTS', '{keys.HOOKS}') == 1 end
+  return LINKING
+end
+"""
 _LUA_MOVE = (
     _LUA_COUNT
     + _LUA_TALLY
     + events.LUA_FUNCTIONS
+    + _LUA_LINKS
     + """
 local DELTA, REACHED, CALLED = {}, {}, false
 local CANCELLED = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
@@ -274,18 +296,18 @@ local function move(idx, new, rec, expect)
     end
   end
   redis.call('HSET', KEYS[2], idx, rec)
-  if new == 'accepted' and old ~= 'accepted' then
-    local mid = cjson.decode(rec)['id']
-    if type(mid) == 'string' and mid ~= '' then
-      ev_link(redis.call('HGET', KEYS[1], 'id'), idx, mid, tonumber(ARGV[2]))
-    end
-  end
   if old ~= new then
     DELTA[old] = (DELTA[old] or 0) - 1
     DELTA[new] = (DELTA[new] or 0) + 1
     if FINAL[new] then
       REACHED[new] = (REACHED[new] or 0) + 1
-      tally(new, rec)
+      local r = tally(new, rec)
+      if new == 'accepted' and LINKS() then
+        local mid = r['id']
+        if type(mid) == 'string' and mid ~= '' then
+          ev_link(redis.call('HGET', KEYS[1], 'id'), idx, mid, tonumber(ARGV[2]))
+        end
+      end
     end
   end
   if new == 'sending' or (kind == '@' and FINAL[new]) then CALLED = true end
@@ -325,16 +347,14 @@ end
 """
 )
 
-# ARGV: now, ttl, then (index, status, record, expect) quadruples.
+# ARGV: now, ttl, then a JSON array of [index, status, record, expect] (strings).
 # Returns the indices that moved.
 _LUA_RECORD = (
     _LUA_MOVE
     + """
 local applied = {}
-for i = 3, #ARGV, 4 do
-  if move(ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]) == 1 then
-    applied[#applied + 1] = ARGV[i]
-  end
+for _, u in ipairs(cjson.decode(ARGV[3])) do
+  if move(u[1], u[2], u[3], u[4]) == 1 then applied[#applied + 1] = u[1] end
 end
 flush(ARGV[1])
 settle(ARGV[1], ARGV[2])
@@ -343,21 +363,21 @@ return applied
 )
 
 # Initial records; a record that already exists (a resubmission) is left alone.
-# ARGV: now, then (index, status, record) triples.
+# ARGV: now, then a JSON array of [index, status, record] (strings: ``_batch``).
 _LUA_ADD = (
     _LUA_COUNT
     + _LUA_TALLY
     + """
 local added, counts = 0, {}
 local cancelled = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
-for i = 2, #ARGV, 3 do
-  local status, rec = ARGV[i+1], ARGV[i+2]
+for _, item in ipairs(cjson.decode(ARGV[2])) do
+  local idx, status, rec = item[1], item[2], item[3]
   if cancelled and status == 'queued' then
     local r = cjson.decode(rec)
     r['status'] = 'cancelled'
     status, rec = 'cancelled', cjson.encode(r)
   end
-  if redis.call('HSETNX', KEYS[2], ARGV[i], rec) == 1 then
+  if redis.call('HSETNX', KEYS[2], idx, rec) == 1 then
     counts[status] = (counts[status] or 0) + 1
     added = added + 1
     tally(status, rec)
@@ -458,6 +478,16 @@ return moved
 )
 
 
+def _batch(items: Sequence[tuple[str, ...]]) -> bytes:
+    """Many recipients' arguments as one JSON array: a script argument each would cost
+    the Redis client more than everything else a recipient costs the worker."""
+    return codec.dumps(items)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class ResultStore:
     def __init__(self, redis: Redis, *, ttl_seconds: int = 30 * 86400) -> None:
         # redis-py types async results as ``Awaitable[T] | T``; ``Any`` keeps mypy useful here.
@@ -513,12 +543,10 @@ class ResultStore:
         return outcome == 1
 
     async def add_recipients(self, sending_id: str, records: Iterable[tuple[int, Record]]) -> int:
-        argv: list[Any] = [now_iso()]
-        for index, record in records:
-            argv += [index, record["status"], codec.dumps(record)]
-        if len(argv) == 1:
+        items = [(str(i), r["status"], codec.dumps(r).decode()) for i, r in records]
+        if not items:
             return 0
-        return int(await self._add(keys=self._keys(sending_id), args=argv))
+        return int(await self._add(keys=self._keys(sending_id), args=[now_iso(), _batch(items)]))
 
     async def open(self, sending_id: str, chunk_count: int) -> str:
         """All chunks are enqueued: the sending can now finish. Returns its state."""
@@ -531,11 +559,13 @@ class ResultStore:
         self, sending_id: str, updates: Iterable[tuple[int, Record, str | bytes]]
     ) -> set[int]:
         """Write new records where their CAS condition holds; returns the indices moved."""
-        argv: list[Any] = [now_iso(), self.ttl]
-        for index, record, expect in updates:
-            argv += [index, record["status"], codec.dumps(record), expect]
-        if len(argv) == 2:
+        items = [
+            (str(i), r["status"], codec.dumps(r).decode(), _text(expect))
+            for i, r, expect in updates
+        ]
+        if not items:
             return set()
+        argv: list[Any] = [now_iso(), self.ttl, _batch(items)]
         applied = await self._record(keys=self._keys(sending_id), args=argv)
         return {int(i) for i in applied}
 

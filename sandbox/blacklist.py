@@ -53,14 +53,12 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from sandbox.common import email, phone
-from sandbox.contacts import Call, invalid
+from sandbox.contacts import Call, invalid, paging
 from sandbox.errors import NOT_FOUND, HttpError
 
 NAME: Final = "blacklist"  # stats and faults name
 PATH: Final = "/api/rest/v2/blacklist"
 
-DEFAULT_LIMIT: Final = 100  # "limit … Default value: 100. Maximum: 1000."
-MAX_LIMIT: Final = 1000
 
 # "Blacklist type: sms, mailing, voice." → how its recipients are normalized.
 TYPES: Final[dict[str, Callable[[object], str | None]]] = {
@@ -145,7 +143,7 @@ class Blacklist:
         self.removed += 1
 
     def list_json(self, kind: str, call: Call) -> dict[str, Any]:
-        limit, page = _paging(call)
+        limit, page = paging(call, refuse_over=True)
         wanted = call.param("recipient")
         if wanted is not None:
             wanted = TYPES[kind](wanted) or wanted.strip()
@@ -172,26 +170,6 @@ def _recipient(kind: str, body: dict[str, Any]) -> str:
     if normalized is None:
         raise invalid("The recipient format is invalid.")
     return normalized
-
-
-def _paging(call: Call) -> tuple[int, int]:
-    """(limit, page) of a GET; 422 for a limit out of 1..1000."""
-    raw = call.param("limit")
-    limit = DEFAULT_LIMIT
-    if raw is not None and raw.strip():
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise invalid("The limit must be an integer.") from None
-        if limit < 1:
-            raise invalid("The limit must be at least 1.")
-        if limit > MAX_LIMIT:
-            raise invalid(f"The limit must not be greater than {MAX_LIMIT}.")
-    try:
-        page = int(call.param("page") or "1")
-    except ValueError:
-        page = 1
-    return limit, max(page, 1)
 
 
 def _sending_id(raw: str | None) -> int | None:

@@ -305,8 +305,9 @@ class Draft:
     allowed_duplicate: bool  # taken email or phone let through by ``allow_duplicates``
 
 
-def paging(call: Call) -> tuple[int, int]:
-    """(limit, page) of a list request."""
+def paging(call: Call, *, refuse_over: bool = False) -> tuple[int, int]:
+    """(limit, page) of a list request; a limit over ``MAX_LIMIT`` is capped (contacts),
+    or refused with 422 (``refuse_over``: the blacklist)."""
     raw = call.param("limit")
     limit = DEFAULT_LIMIT
     if raw is not None and raw.strip():
@@ -316,6 +317,8 @@ def paging(call: Call) -> tuple[int, int]:
             raise invalid("The limit must be an integer.") from None
         if limit < 1:
             raise invalid("The limit must be at least 1.")
+        if refuse_over and limit > MAX_LIMIT:
+            raise invalid(f"The limit must not be greater than {MAX_LIMIT}.")
     try:
         page = int(call.param("page") or "1")
     except ValueError:

@@ -40,7 +40,8 @@ async def producer(settings: Settings) -> AsyncIterator[Producer]:
 
 
 @pytest.fixture
-def sink(producer: Producer) -> EventSink:
+async def sink(producer: Producer) -> EventSink:
+    await redis_of(producer).set(keys.HOOKS, "1")  # what a serve with a hook secret says
     return EventSink(producer.redis, 3600)
 
 

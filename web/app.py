@@ -13,6 +13,8 @@ until Redis answers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -75,9 +77,18 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         producer = await Producer.connect(settings, wait=False)
         app.state.producer = producer
+        announcing = (
+            asyncio.create_task(hooks.announce_forever(producer.redis))
+            if settings.hook_secret is not None
+            else None
+        )
         try:
             yield
         finally:
+            if announcing is not None:
+                announcing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await announcing
             await producer.close()
 
     app = Starlette(

@@ -45,7 +45,7 @@ from web import context
 from web.openapi import ApiRoute, Content, Doc, Param
 from worker.metrics import bucket_of
 
-__all__ = ["PREFIX", "EventSink", "RedactHooks", "routes"]
+__all__ = ["PREFIX", "EventSink", "RedactHooks", "announce_forever", "routes"]
 
 PREFIX: Final = "/hooks/"
 MAX_BATCH: Final = 500
@@ -124,6 +124,23 @@ async def count(redis: Any, counts: dict[str, float]) -> None:
             await pipe.execute()
     except Exception as exc:
         log.warning("counting notifications for /metrics failed: %s", exc)
+
+
+ANNOUNCE_S: Final = 3600.0
+ANNOUNCE_TTL_S: Final = 86400
+
+
+async def announce_forever(redis: Any) -> None:
+    """Say that notifications are received here (``keys.HOOKS``), so that workers link
+    each accepted message id to its recipient; renewed hourly, kept a day past the last
+    renewal so that a restart loses no link."""
+    while True:
+        try:
+            await redis.set(keys.HOOKS, "1", ex=ANNOUNCE_TTL_S)
+            await asyncio.sleep(ANNOUNCE_S)
+        except Exception as exc:  # Redis away: try again soon
+            log.warning("announcing the hooks failed: %s", exc)
+            await asyncio.sleep(1.0)
 
 
 def _sink(request: Request) -> EventSink:

@@ -32,9 +32,9 @@ from the running), the sendings not yet done, and one hash per stop scope.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import (
@@ -231,6 +231,16 @@ async def _sendings(redis: Any, active: list[str], listed: int) -> dict[str, int
     return counts
 
 
+F = TypeVar("F", CounterMetricFamily, GaugeMetricFamily)
+
+
+def _filled(family: F, values: Mapping[Any, float]) -> F:
+    """``family`` with a sample per entry of ``values`` (labels: a tuple, or one string)."""
+    for labels, n in sorted(values.items()):
+        family.add_metric(list(labels) if isinstance(labels, tuple) else [labels], n)
+    return family
+
+
 def _recipients(c: Counters) -> list[Metric]:
     reached = CounterMetricFamily(
         "bulksend_recipients",
@@ -238,16 +248,12 @@ def _recipients(c: Counters) -> list[Metric]:
         "and answered later, or requeued, counts again in its new status)",
         labels=["kind", "status"],
     )
-    for labels, n in sorted(c.reached.items()):
-        reached.add_metric(labels, n)
     pending = GaugeMetricFamily(
         "bulksend_recipients_pending",
         "Recipients queued or being sent now, by kind",
         labels=["kind", "status"],
     )
-    for labels, n in sorted(c.pending.items()):
-        pending.add_metric(labels, n)
-    return [reached, pending]
+    return [_filled(reached, c.reached), _filled(pending, c.pending)]
 
 
 def _provider(c: Counters) -> list[Metric]:
@@ -257,8 +263,6 @@ def _provider(c: Counters) -> list[Metric]:
         "2xx answer, http_<status> without a code, ambiguous, not_sent)",
         labels=["endpoint", "code"],
     )
-    for labels, n in sorted(c.requests.items()):
-        requests.add_metric(labels, n)
     duration = HistogramMetricFamily(
         "bulksend_provider_request_duration_seconds",
         "How long provider calls took, by endpoint",
@@ -271,9 +275,7 @@ def _provider(c: Counters) -> list[Metric]:
         "SMS parts the provider accepted, by encoding",
         labels=["encoding"],
     )
-    for encoding, n in sorted(c.parts.items()):
-        parts.add_metric([encoding], n)
-    return [requests, duration, parts]
+    return [_filled(requests, c.requests), duration, _filled(parts, c.parts)]
 
 
 def _histogram(by_le: dict[str, float]) -> list[tuple[str, float]]:
@@ -295,8 +297,6 @@ def _delivery(c: Counters) -> list[Metric]:
         "rejected, expired), by kind, from the provider's notifications",
         labels=["kind", "state"],
     )
-    for labels, n in sorted(c.delivery.items()):
-        delivery.add_metric(labels, n)
     latency = HistogramMetricFamily(
         "bulksend_delivery_latency_seconds",
         "Time from accepted to the notification that it was delivered",
@@ -308,9 +308,7 @@ def _delivery(c: Counters) -> list[Metric]:
         "duplicate, parked until their message id is recorded, unknown, malformed)",
         labels=["outcome"],
     )
-    for outcome, n in sorted(c.hooks.items()):
-        hooks.add_metric([outcome], n)
-    return [delivery, latency, hooks]
+    return [_filled(delivery, c.delivery), latency, _filled(hooks, c.hooks)]
 
 
 def _gauges(queue: QueueNow, workers: int, sendings: dict[str, int]) -> list[Metric]:
