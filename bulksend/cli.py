@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import os
 import sys
@@ -465,7 +466,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from web.auth import require_token
 
     require_token(settings)  # refused (exit 78) before anything is started
-    with _redis(settings) as live:
+    with _redis(settings) as live, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the end
         uvicorn.run(
             create_app(live),
             host=args.host,

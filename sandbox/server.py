@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import uvicorn
 
 from jobs.settings import Settings
@@ -21,4 +23,7 @@ def serve(host: str = "127.0.0.1", port: int = 8025, settings: Settings | None =
         server_header=False,
         date_header=False,
     )
-    uvicorn.Server(config).run()
+    # uvicorn shuts down gracefully on Ctrl-C, then raises the signal again: a
+    # KeyboardInterrupt here is the end asked for, not an error to print.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -40,6 +41,7 @@ def test_demo_serve_keeps_the_stack_behind_the_api_and_dashboard_until_ctrl_c(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     try:
         assert demo.stdout is not None
@@ -61,8 +63,10 @@ def test_demo_serve_keeps_the_stack_behind_the_api_and_dashboard_until_ctrl_c(
             listed = api.get("/v1/sendings", headers={"Authorization": f"Bearer {token}"})
             kinds = {status["kind"] for status in listed.json()["data"]}
             assert {"sms", "email", "voice", "voice-audio", "landing", "whatsapp"} <= kinds
-        demo.send_signal(signal.SIGINT)  # Ctrl-C
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
         assert demo.wait(120) == 0
+        rest = demo.stdout.read()
+        assert "Traceback" not in rest, rest  # every process of the stack ends quietly
     finally:
         if demo.poll() is None:
             demo.kill()
