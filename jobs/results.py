@@ -108,7 +108,8 @@ def expect_run(token: str) -> str:
 
 def successor(old: Record, status: str, **fields: Any) -> Record:
     """The record that replaces ``old``: what is carried over, the new status and fields."""
-    new: dict[str, Any] = {k: old[k] for k in CARRIED if k in old}  # type: ignore[literal-required]
+    kept: Mapping[str, Any] = old
+    new: dict[str, Any] = {k: kept[k] for k in CARRIED if k in kept}
     new.setdefault("attempts", 0)
     new.update(status=status, updated_at=now_iso(), **fields)
     return cast(Record, new)

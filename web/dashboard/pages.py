@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlencode
 
 import orjson
@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from jobs import channels
 from jobs.accounts import account_id, resume
 from jobs.errors import InvalidJob, SendingNotFound
-from jobs.results import STATUSES
+from jobs.results import STATUSES, Requeueable
 from web import context
 from web.dashboard import activity, data
 from web.dashboard.session import COOKIE, LIFETIME_S, Keys, Session, session_of
@@ -285,7 +285,7 @@ class Pages:
             after = await producer.cancel(sending_id)
             touched = after["counts"]["cancelled"] - (before or after)["counts"]["cancelled"]
         else:
-            touched = await producer.requeue(sending_id, action.touches)  # type: ignore[arg-type]
+            touched = await producer.requeue(sending_id, cast(Requeueable, action.touches))
         data.forget()
         await activity.record(
             producer.redis,
