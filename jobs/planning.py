@@ -85,6 +85,9 @@ def plan_sms(
     base = {k: v for k, v in payload.items() if k not in ("encoding", "parts")}
     groups: dict[tuple[str, int], Call] = {}
     refused: list[Refusal] = []
+    # A campaign's recipients mostly share their text (no ``sub``, or the same values):
+    # each distinct text is analyzed once per chunk, not once per recipient.
+    analyzed: dict[str, gsm.SmsInfo | gsm.SmsTextError] = {}  # a refusal too
     for entry in entries:
         try:
             text = render(
@@ -94,7 +97,16 @@ def plan_sms(
                 strict=not rules.allow_unknown,
                 filter_table=filter_table,
             )
-            info = gsm.analyze(text, requested, trans=trans, max_parts=limit)
+            found = analyzed.get(text)
+            if found is None:
+                try:
+                    found = gsm.analyze(text, requested, trans=trans, max_parts=limit)
+                except gsm.SmsTextError as exc:
+                    found = exc
+                analyzed[text] = found
+            if isinstance(found, gsm.SmsTextError):
+                raise found
+            info = found
         except gsm.SmsTextError as exc:
             refused.append(Refusal(entry, exc.code, str(exc)))
             continue

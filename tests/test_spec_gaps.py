@@ -131,6 +131,23 @@ def test_planner_declares_the_parts_each_text_needs_up_to_parts() -> None:
     assert [(r.entry.index, r.code) for r in refusals] == [(2, 105)]
 
 
+def test_each_distinct_text_is_analyzed_once_per_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs import gsm
+
+    texts: list[str] = []
+    real = gsm.analyze
+
+    def counted(text: str, *args: Any, **kwargs: Any) -> gsm.SmsInfo:
+        texts.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(gsm, "analyze", counted)
+    payload = {"from": "TEST", "message": "Hello {name}"}
+    calls, _ = plan("sms", payload, _entries(["ana", "ana", "luis", "ana", "x" * 200, "x" * 200]))
+    assert sorted(texts) == sorted(["Hello ana", "Hello luis", "Hello " + "x" * 200])
+    assert sorted(len(c.entries) for c in calls) == [4]  # the 200-x texts are refused (105)
+
+
 async def test_producer_refuses_a_long_text_without_parts_before_queueing(
     settings: Settings,
 ) -> None:
