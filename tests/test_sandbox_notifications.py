@@ -533,12 +533,13 @@ async def test_sending_is_bounded_and_does_not_hold_answers_up(
     await send(sandbox, SMS, sms(*numbers, notificationUrl=url))
 
     async def saturated() -> bool:
-        return receiver.in_flight == 64
+        return receiver.in_flight >= 64
 
-    await wait_until(saturated, 10)
-    started = time.monotonic()
-    await send(sandbox, SMS, sms())  # answered while 64 notifications hang
-    assert time.monotonic() - started < 2
+    await wait_until(saturated, 120)  # a loaded machine may take its time; never a hang
+    # Answered while 64 notifications hang: were answers held up by them, this would
+    # wait for ``hold`` forever (the guard turns that into a failure, not a hang).
+    await asyncio.wait_for(send(sandbox, SMS, sms()), 60)
+    assert not receiver.hold.is_set()
     await asyncio.sleep(0.2)
     assert receiver.in_flight == 64  # never more on the wire
     assert (await notifications(sandbox))["pending"] == 200
@@ -642,10 +643,9 @@ def test_shutdown_does_not_wait_for_pending_notifications(tmp_path: Path) -> Non
             assert time.monotonic() < deadline
             time.sleep(0.02)
         assert httpx.get(f"{process.url}{NOTIFICATIONS}").json()["pending"] == 6
-        started = time.monotonic()
-        process.stop(grace=10)
-        assert time.monotonic() - started < 5
-        # uvicorn re-raises the SIGTERM it handled once shut down: not a SIGKILL
+        process.stop(grace=30)  # SIGTERM, then SIGKILL only if it hangs that long
+        # It ended on the SIGTERM (uvicorn re-raises the one it handled), not on a SIGKILL:
+        # the pending notifications did not hold it up.
         assert process.process.returncode in (0, -signal.SIGTERM)
     assert "Traceback" not in (tmp_path / "sandbox.log").read_text()
 
