@@ -50,10 +50,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import urlencode
 
 from sandbox.common import email, phone
-from sandbox.contacts import Call, invalid, paging
+from sandbox.contacts import Call, invalid, pagination, paging
 from sandbox.errors import NOT_FOUND, HttpError
 
 NAME: Final = "blacklist"  # stats and faults name
@@ -156,7 +155,10 @@ class Blacklist:
             and (sending is None or entry["sendingId"] == sending)
         ]
         data = found[(page - 1) * limit : page * limit]
-        return {"data": data, "meta": _pagination(call, kind, len(found), len(data), limit, page)}
+        meta = pagination(
+            call, f"{PATH}/{kind}", len(found), len(data), limit, page, previous=False
+        )
+        return {"data": data, "meta": meta}
 
 
 def _recipient(kind: str, body: dict[str, Any]) -> str:
@@ -179,26 +181,6 @@ def _sending_id(raw: str | None) -> int | None:
         return int(raw)
     except ValueError:
         raise invalid("The sending id must be an integer.") from None
-
-
-def _pagination(call: Call, kind: str, total: int, count: int, limit: int, page: int) -> Any:
-    """The doc's ``meta``: ``links.next`` is the request's URL with the next page."""
-    pages = max(-(-total // limit), 1)
-    links: dict[str, str] = {}
-    if page < pages:
-        kept = [(key, value) for key, value in call.query if key != "page"]
-        query = urlencode([*kept, ("page", str(page + 1))])
-        links["next"] = f"{call.host}{PATH}/{kind}?{query}"
-    return {
-        "pagination": {
-            "total": total,
-            "count": count,
-            "per_page": limit,
-            "current_page": page,
-            "total_pages": pages,
-            "links": links,
-        }
-    }
 
 
 def handle(call: Call, store: Blacklist) -> tuple[int, dict[str, Any] | None]:

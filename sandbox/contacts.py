@@ -326,8 +326,11 @@ def paging(call: Call, *, refuse_over: bool = False) -> tuple[int, int]:
     return min(limit, MAX_LIMIT), max(page, 1)
 
 
-def pagination(call: Call, path: str, total: int, count: int, limit: int, page: int) -> Any:
-    """The doc's ``meta`` (Fractal's paginator): links are the request's URL per page."""
+def pagination(
+    call: Call, path: str, total: int, count: int, limit: int, page: int, *, previous: bool = True
+) -> Any:
+    """The doc's ``meta`` (Fractal's paginator): links are the request's URL per page
+    (``previous`` off: only ``next``, as the blacklist's section shows it)."""
     pages = max(-(-total // limit), 1)
     kept = [(key, value) for key, value in call.query if key != "page"]
 
@@ -335,7 +338,7 @@ def pagination(call: Call, path: str, total: int, count: int, limit: int, page: 
         return f"{call.host}{path}?{urlencode([*kept, ('page', str(number))])}"
 
     links: dict[str, str] = {}
-    if page > 1:
+    if previous and page > 1:
         links["previous"] = url(page - 1)
     if page < pages:
         links["next"] = url(page + 1)

@@ -13,6 +13,7 @@ from arq import Worker
 from jobs import chunks
 from jobs.chunks import Entry
 from jobs.settings import Settings
+from jobs.sms import Sms
 from worker.main import build_worker
 
 
@@ -68,3 +69,18 @@ async def enqueue_entries(
     producer enqueues its own."""
     await chunks.save(redis, sending_id, chunk, [Entry(i, to, x) for i, to, x in entries])
     await chunks.enqueue(redis, sending_id, chunk, expires_s=3600)
+
+
+def mixed_sms(n: int, **fields: Any) -> Sms:
+    """An SMS sending of ``n`` recipients where every path shows: one refused at submit
+    (102), one refused at planning (more parts than allowed), one UCS-2, one of two GSM
+    parts, the rest one GSM part."""
+    to = numbers(n)
+    to[3] = "12"  # refused at submit: 102
+    names = [f"n{i}" for i in range(n)]
+    names[10] = "x" * 400  # more parts than the sending allows: refused at planning
+    names[11] = "Zoë"  # UCS-2
+    names[12] = "y" * 200  # two GSM parts
+    body = {"to": to, "from": "TEST", "message": "Hello {name}", "parts": 2,
+            "sub": [{"name": name} for name in names], **fields}  # fmt: skip
+    return Sms.model_validate(body)

@@ -34,7 +34,7 @@ from jobs.results import (
 )
 from jobs.settings import Settings
 from jobs.sms import Sms
-from tests.helpers import drain, numbers, running_worker, set_faults, wait_until
+from tests.helpers import drain, mixed_sms, numbers, running_worker, set_faults, wait_until
 from worker import metrics
 from worker.metrics import (
     ALIVE_S,
@@ -94,22 +94,7 @@ async def test_a_real_sending_keeps_its_breakdown_first_call_and_series(
     producer: Producer, settings: Settings, sandbox_url: str
 ) -> None:
     set_faults(sandbox_url, error={"code": 101, "rate": 1.0})
-    to = numbers(60)
-    to[3] = "12"  # refused at submit: 102
-    names = [f"n{i}" for i in range(60)]
-    names[10] = "x" * 400  # more parts than the sending allows: refused at planning
-    names[11] = "Zoë"  # UCS-2
-    names[12] = "y" * 200  # two GSM parts
-    job = Sms.model_validate(
-        {
-            "to": to,
-            "from": "TEST",
-            "message": "Hello {name}",
-            "parts": 2,
-            "sub": [{"name": n} for n in names],
-            "campaignName": "Spring Sale",
-        }
-    )
+    job = mixed_sms(60, campaignName="Spring Sale")
     sending_id = await producer.submit(job)
     before = await producer.status(sending_id)
     assert before is not None and "first_call_at" not in before  # nothing sent yet

@@ -21,7 +21,7 @@ from jobs.producer import Producer
 from jobs.results import FINAL, Record, ResultStore, expect_exact, expect_run, successor
 from jobs.settings import Settings
 from jobs.sms import Sms
-from tests.helpers import drain, numbers, running_worker, set_faults, wait_until
+from tests.helpers import drain, mixed_sms, numbers, running_worker, set_faults, wait_until
 from web.metrics import render
 from worker.metrics import BUCKETS, bucket_of, code_of
 from worker.provider import Ambiguous, NotSent, Reply
@@ -70,21 +70,7 @@ async def test_metrics_add_up_to_the_producer_and_the_provider(
     producer: Producer, settings: Settings, sandbox_url: str
 ) -> None:
     set_faults(sandbox_url, error={"code": 101, "rate": 0.5}, seed=1, channels=["sms", "contacts"])
-    to = numbers(120)
-    to[3] = "12"  # refused at submit: 102
-    names = [f"n{i}" for i in range(120)]
-    names[10] = "x" * 400  # more parts than the sending allows: refused at planning
-    names[11] = "Zoë"  # UCS-2
-    names[12] = "y" * 200  # two GSM parts
-    job = Sms.model_validate(
-        {
-            "to": to,
-            "from": "TEST",
-            "message": "Hello {name}",
-            "parts": 2,
-            "sub": [{"name": n} for n in names],
-        }
-    )
+    job = mixed_sms(120)
     sms_id = await producer.submit(job)
     import_id = await producer.submit_import(
         ContactImport.model_validate({"group": "Customers"}), CUSTOMERS

@@ -99,9 +99,7 @@ class EventSink:
         now = time.time()
         for outcome in outcomes:
             name, _, accepted_at = outcome.partition(" ")
-            counts[keys.metrics_field(keys.METRICS_HOOKS, name)] = (
-                counts.get(keys.metrics_field(keys.METRICS_HOOKS, name), 0) + 1
-            )
+            counts[_hook(name)] = counts.get(_hook(name), 0) + 1
             if name == "delivered" and accepted_at:
                 with contextlib.suppress(ValueError):
                     seconds = max(now - datetime.fromisoformat(accepted_at).timestamp(), 0.0)

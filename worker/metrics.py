@@ -228,12 +228,17 @@ class WorkerBeat:
     alive: bool  # heard from within ALIVE_S
 
 
-async def read_workers(redis: Any, queue_name: str, now: float) -> list[WorkerBeat]:
-    """Every worker in ``keys.workers(queue_name)`` (those silent up to ``FORGET_S``
-    too, not alive), by host and pid."""
+def workers_of(beats: dict[bytes, bytes], now: float) -> list[WorkerBeat]:
+    """The workers a ``keys.workers`` hash (as read) tells of, by host and pid."""
     found = []
-    for field, raw in (await redis.hgetall(keys.workers(queue_name))).items():
+    for field, raw in beats.items():
         host, pid, _token = field.decode().rsplit(":", 2)
         at, running = parse_beat(raw)
         found.append(WorkerBeat(host, int(pid), running, at, at >= now - ALIVE_S))
     return sorted(found, key=lambda w: (w.host, w.pid))
+
+
+async def read_workers(redis: Any, queue_name: str, now: float) -> list[WorkerBeat]:
+    """Every worker in ``keys.workers(queue_name)`` (those silent up to ``FORGET_S``
+    too, not alive), by host and pid."""
+    return workers_of(await redis.hgetall(keys.workers(queue_name)), now)

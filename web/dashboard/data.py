@@ -27,7 +27,7 @@ from jobs.settings import Settings
 from sandbox.errors import ERRORS  # the doc's "Errors" table, kept once
 from web.metrics import Cluster, snapshot
 from worker.error_policy import classify
-from worker.metrics import WorkerBeat, read_series, read_workers
+from worker.metrics import WorkerBeat, read_series, workers_of
 
 __all__ = [
     "CodeRow",
@@ -102,7 +102,7 @@ async def overview(producer: Producer, settings: Settings) -> Overview:
         found = Overview(
             latest=latest,
             cluster=cluster,
-            workers=await read_workers(redis, settings.queue_name, cluster.at),
+            workers=workers_of(cluster.beats, cluster.at),  # the snapshot read them
             stops=await read_stops(redis, account_id(settings)),
             at=cluster.at,
         )

@@ -278,12 +278,12 @@ class Pages:
             return refusal
         producer, sending_id = context.producer(request), request.path_params["id"]
         action = ACTIONS.get(request.path_params["action"])
-        if action is None or await producer.status(sending_id) is None:
+        before = await producer.status(sending_id)
+        if action is None or before is None:
             return self.not_found(request, "No such sending or action.")
         if action.name == "cancel":
-            before = await producer.status(sending_id)
             after = await producer.cancel(sending_id)
-            touched = after["counts"]["cancelled"] - (before or after)["counts"]["cancelled"]
+            touched = after["counts"]["cancelled"] - before["counts"]["cancelled"]
         else:
             touched = await producer.requeue(sending_id, cast(Requeueable, action.touches))
         data.forget()
