@@ -29,12 +29,11 @@ import time
 from pathlib import Path
 
 import httpx
-import orjson
 import redis
 
 from bulksend.redis_server import RedisServer
 from bulksend.stack import ServeProcess
-from jobs import keys
+from jobs import codec, keys
 from jobs.settings import Settings
 from web.dashboard.data import OVERVIEW_TTL_S
 
@@ -81,12 +80,13 @@ def seed(db: redis.Redis, sendings: int, recipients: int, tag: str) -> str:
     for i in range(recipients):
         record = {"to": f"3466{i:07d}", "status": "accepted", "attempts": 1, "code": 0,
                   "id": f"{i:012x}", "parts": 1, "encoding": "gsm", "updated_at": now}  # fmt: skip
-        batch[str(i)] = orjson.dumps(record)
-        if len(batch) == 10_000:
-            db.hset(keys.results(big), mapping=batch)
+        batch[str(i)] = codec.pack(record)
+        if len(batch) == keys.RESULTS_BUCKET or i == recipients - 1:
+            pipe.hset(keys.results(big, i), mapping=batch)
             batch = {}
-    if batch:
-        db.hset(keys.results(big), mapping=batch)
+        if len(pipe) >= PIPELINE:
+            pipe.execute()
+    pipe.execute()
     return big
 
 

@@ -31,14 +31,13 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import urlencode
 
-import orjson
 import redis
 from lean_http import Connection, percentile
 from redis import asyncio as aioredis
 
 from bulksend.redis_server import RedisServer
 from bulksend.stack import ServeProcess
-from jobs import keys
+from jobs import codec, keys
 from jobs.events import from_dlr
 from web.hooks import EventSink
 
@@ -59,7 +58,7 @@ def seed(db: redis.Redis, sending_id: str, n: int) -> None:
         mid = f"{sending_id}-m{i}"
         record = {"to": f"3466{i:07d}", "status": "accepted", "attempts": 1, "code": 0,
                   "id": mid, "parts": 1, "encoding": "gsm", "updated_at": now}  # fmt: skip
-        pipe.hset(keys.results(sending_id), str(i), orjson.dumps(record).decode())
+        pipe.hset(keys.results(sending_id, i), mapping={str(i): codec.pack(record)})
         pipe.set(keys.message(mid), f"{sending_id} {i}")
         if len(pipe) >= 10_000:
             pipe.execute()

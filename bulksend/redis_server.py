@@ -19,6 +19,7 @@ from pathlib import Path
 import redis
 
 from bulksend.stack import free_port
+from jobs import keys
 
 
 class RedisServerError(RuntimeError):
@@ -75,6 +76,9 @@ class RedisServer:
             "--appendfsync", "everysec",
             "--save", "",
             "--protected-mode", "yes",
+            # A final record is ~150 bytes: let it stay in its results hash's compact
+            # encoding (jobs.keys.RESULTS_BUCKET); Redis 7 calls it listpack-value too.
+            "--hash-max-ziplist-value", str(keys.RESULTS_VALUE_BYTES),
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

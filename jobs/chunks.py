@@ -5,10 +5,17 @@ A job carries only ``(sending id, chunk name)``; the chunk's entries — each
 before the job is enqueued. So a chunk can be enqueued again by anyone at any
 time (``resume``, the sweeper, a resubmission) without the job's arq payload,
 which arq drops when its key expires or its tries run out.
+
+A chunk is kept, compressed, for as long as its sending's records: a requeue
+sends its recipients again with their own extras. Its entries repeat the same
+keys and shapes a thousand times, so zlib at its fastest level makes them about
+an eighth of their JSON (a few bytes of Redis per recipient instead of ~60) for
+~0.2 ms of CPU per thousand.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -28,11 +35,13 @@ class Entry:
 
 
 def encode(entries: Iterable[Entry]) -> bytes:
-    return codec.dumps([[e.index, e.to, e.extras] for e in entries])
+    return zlib.compress(codec.dumps([[e.index, e.to, e.extras] for e in entries]), 1)
 
 
 def decode(raw: bytes) -> list[Entry]:
-    return [Entry(int(i), str(to), extras or {}) for i, to, extras in codec.loads(raw)]
+    # A chunk written before they were compressed is JSON: it starts with '['.
+    text = raw if raw[:1] == b"[" else zlib.decompress(raw)
+    return [Entry(int(i), str(to), extras or {}) for i, to, extras in codec.loads(text)]
 
 
 async def save(redis: Any, sending_id: str, chunk: str, entries: Iterable[Entry]) -> None:

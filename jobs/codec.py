@@ -1,13 +1,21 @@
-"""JSON for everything we put in Redis, arq jobs included — never pickle.
+"""How everything we put in Redis is serialized — never pickle.
 
-A value read from Redis must not be able to run code in a worker; orjson only
-builds plain data, and it is fast enough to sit on the hot path.
+A value read from Redis must not be able to run code in a worker; both formats
+here only build plain data, and both are fast enough for the hot path.
+
+- JSON (orjson) for arq jobs, specs, chunks and everything else.
+- MessagePack for recipients' records, the one value there is one of per
+  recipient: Redis's Lua reads and writes it as well as JSON (``cmsgpack``), and
+  it is a fifth smaller (no quotes, no separators). Its strings are the old
+  spec's raw strings, bytes included: the ``cmsgpack`` in Redis knows no ``bin``
+  type, and a batch of records for a script carries them as strings.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgpack
 import orjson
 
 
@@ -17,3 +25,11 @@ def dumps(value: Any) -> bytes:
 
 def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
+
+
+def pack(value: Any) -> bytes:
+    return bytes(msgpack.packb(value, use_bin_type=False))
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False)

@@ -278,11 +278,14 @@ local function ev_normalize(list, to)
   if list == 'mailing' then return string.lower((string.gsub(to, '^%s*(.-)%s*$', '%1'))) end
   return (string.gsub(to, '%D', ''))
 end
+local function ev_rkey(sid, idx)  -- keys.results
+  return '{keys.RESULTS}' .. sid .. ':' .. math.floor(tonumber(idx) / {keys.RESULTS_BUCKET})
+end
 local function ev_apply(sid, idx, ev)
-  local rkey = '{keys.results("")}' .. sid
+  local rkey = ev_rkey(sid, idx)
   local cur = redis.call('HGET', rkey, idx)
   if not cur then return 'unknown' end
-  local r = cjson.decode(cur)
+  local r = cmsgpack.unpack(cur)  -- a record is MessagePack (jobs.codec.pack)
   if r['status'] ~= 'accepted' or r['id'] ~= ev['id'] then return 'early' end
   local events = r['events'] or {{}}
   for _, e in ipairs(events) do
@@ -337,7 +340,7 @@ local function ev_apply(sid, idx, ev)
       reason = ev['event'], at = ev['date'], source = 'event', sending = sid}})
     redis.call('HSETNX', '{keys.suppression("")}' .. list, ev_normalize(list, r['to']), entry)
   end
-  redis.call('HSET', rkey, idx, cjson.encode(r))
+  redis.call('HSET', rkey, idx, cmsgpack.pack(r))
   if old ~= 'delivered' and r['delivery'] == 'delivered' then return 'delivered' end
   return 'applied'
 end
@@ -385,7 +388,7 @@ for i = 2, #ARGV, 4 do
     outcome = 'parked'
   end
   if outcome == 'delivered' then
-    local rec = cjson.decode(redis.call('HGET', '{keys.results("")}' .. sid, idx))
+    local rec = cmsgpack.unpack(redis.call('HGET', ev_rkey(sid, idx), idx))
     outcome = 'delivered ' .. (rec['updated_at'] or '')
   end
   out[#out + 1] = outcome

@@ -4,8 +4,10 @@ Per sending:
 
 ``bs:sending:{id}``      hash  kind, state, spec, timestamps and the counters
                                ``n:<status>`` (one per recipient status)
-``bs:results:{id}``      hash  recipient index → result record (JSON)
-``bs:chunks:{id}``       hash  chunk name → its entries ``[[index, to, extras], …]``
+``bs:results:{id}:{b}``  hash  recipient index → result record (MessagePack), for the indices
+                               ``b * RESULTS_BUCKET`` up to the next bucket: small hashes
+                               keep Redis's compact encoding (``results``)
+``bs:chunks:{id}``       hash  chunk name → its entries ``[[index, to, extras], …]`` (zlib)
 ``bs:fails:{id}:{chunk}`` str  runs of that chunk that ended in an error
 ``bs:prepare:{id}``      str   the lock of the run preparing its calls (an import's group)
 ``bs:breakdown:{id}``    hash  what its recipients ended with, counted as they arrive:
@@ -109,8 +111,26 @@ def sending(sending_id: str) -> str:
     return f"bs:sending:{sending_id}"
 
 
-def results(sending_id: str) -> str:
-    return f"bs:results:{sending_id}"
+# Recipients per results hash. A sending's records are split in hashes this small so
+# that each stays in Redis's compact encoding (a listpack, ziplist before Redis 7: under
+# ``hash-max-listpack-entries``, 128 by default) at a few bytes of overhead per record
+# instead of ~70 in a hash table; a lookup in one walks at most this many entries.
+RESULTS = "bs:results:"
+RESULTS_BUCKET = 128
+# The largest value such a hash keeps compact (``hash-max-listpack-value``, 64 by
+# default): a final record is ~150 bytes. The embedded Redis and the compose file set it;
+# a worker warns about a Redis that keeps less.
+RESULTS_VALUE_BYTES = 512
+
+
+def results_prefix(sending_id: str) -> str:
+    """What every results hash of the sending starts with; the bucket number follows."""
+    return f"{RESULTS}{sending_id}:"
+
+
+def results(sending_id: str, index: int) -> str:
+    """The hash that holds recipient ``index``'s record."""
+    return f"{results_prefix(sending_id)}{index // RESULTS_BUCKET}"
 
 
 def chunks(sending_id: str) -> str:

@@ -63,7 +63,8 @@ SCAN_BUDGET: Final = 20_000  # records one search call examines at most
 
 
 class Record(TypedDict, total=False):
-    """One recipient's record, as stored (JSON) in ``bs:results:{id}``."""
+    """One recipient's record, as stored (MessagePack: ``codec.pack``) in its results
+    hash (``keys.results``)."""
 
     to: Required[str]  # the address as it was handed in
     status: Required[str]  # a Status value
@@ -197,6 +198,15 @@ _FINAL_LUA = "{" + ", ".join(f"{s}=1" for s in FINAL) + "}"
 # every recipient that reached it (a counter), a pending one the recipients in it now.
 _RCPT, _SEP = keys.metrics_field(keys.METRICS_RECIPIENTS, ""), keys.metrics_field("", "")
 _LUA_COUNT = f"""
+local function RKEY(idx)  -- the results hash of recipient idx (keys.results)
+  return KEYS[2] .. math.floor(tonumber(idx) / {keys.RESULTS_BUCKET})
+end
+local function RBUCKETS(cmd, ...)  -- cmd on each results hash of the sending
+  local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
+  for b = 0, math.floor((total - 1) / {keys.RESULTS_BUCKET}) do
+    redis.call(cmd, KEYS[2] .. b, ...)
+  end
+end
 local KIND = nil
 local function count(status, n)
   KIND = KIND or redis.call('HGET', KEYS[1], 'kind') or '?'
@@ -216,7 +226,7 @@ local UNCODED = {{accepted=1, cancelled=1, suppressed=1}}
 local TALLY = {{}}
 local function tally(status, rec)
   if not FINAL[status] or (UNCODED[status] and status ~= 'accepted') then return nil end
-  local r = cjson.decode(rec)
+  local r = cmsgpack.unpack(rec)
   local field
   if status == 'accepted' then
     local parts, enc = r['parts'], r['encoding']
@@ -243,7 +253,8 @@ local function write_tally()
 end
 """
 
-# Shared Lua prelude: KEYS[1] the sending, KEYS[2] its results, KEYS[3] the
+# Shared Lua prelude: KEYS[1] the sending, KEYS[2] its results' key prefix (RKEY
+# names the hash of one recipient: ``keys.results``), KEYS[3] the
 # active set, KEYS[5] the metrics, KEYS[6] the breakdown. ``move`` writes one
 # recipient's new record if the CAS condition holds. Counter changes are summed in
 # DELTA (and arrivals in a final status in REACHED) and written once per call, with
@@ -272,11 +283,11 @@ _LUA_MOVE = (
 local DELTA, REACHED, CALLED = {}, {}, false
 local CANCELLED = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
 local function move(idx, new, rec, expect)
-  local cur = redis.call('HGET', KEYS[2], idx)
+  local cur = redis.call('HGET', RKEY(idx), idx)
   if not cur then return 0 end
   local kind = string.sub(expect, 1, 1)
   if kind == '=' and cur ~= string.sub(expect, 2) then return 0 end
-  local r = cjson.decode(cur)
+  local r = cmsgpack.unpack(cur)
   local old = r['status']
   if kind == '@' then
     if r['run'] ~= string.sub(expect, 2) then return 0 end
@@ -290,13 +301,13 @@ local function move(idx, new, rec, expect)
   if CANCELLED then
     if new == 'sending' then return 0 end
     if new == 'queued' then
-      local n = cjson.decode(rec)
+      local n = cmsgpack.unpack(rec)
       n['status'] = 'cancelled'
       n['description'] = 'sending cancelled'
-      new, rec = 'cancelled', cjson.encode(n)
+      new, rec = 'cancelled', cmsgpack.pack(n)
     end
   end
-  redis.call('HSET', KEYS[2], idx, rec)
+  redis.call('HSET', RKEY(idx), idx, rec)
   if old ~= new then
     DELTA[old] = (DELTA[old] or 0) - 1
     DELTA[new] = (DELTA[new] or 0) + 1
@@ -338,7 +349,7 @@ local function settle(now, ttl)
     redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', now)
     redis.call('SREM', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
     redis.call('EXPIRE', KEYS[1], ttl)
-    redis.call('EXPIRE', KEYS[2], ttl)
+    RBUCKETS('EXPIRE', ttl)
     redis.call('EXPIRE', KEYS[4], ttl)
     redis.call('EXPIRE', KEYS[6], ttl)
     return 'done'
@@ -348,13 +359,13 @@ end
 """
 )
 
-# ARGV: now, ttl, then a JSON array of [index, status, record, expect] (strings).
+# ARGV: now, ttl, then a MessagePack array of [index, status, record, expect] (strings).
 # Returns the indices that moved.
 _LUA_RECORD = (
     _LUA_MOVE
     + """
 local applied = {}
-for _, u in ipairs(cjson.decode(ARGV[3])) do
+for _, u in ipairs(cmsgpack.unpack(ARGV[3])) do
   if move(u[1], u[2], u[3], u[4]) == 1 then applied[#applied + 1] = u[1] end
 end
 flush(ARGV[1])
@@ -364,21 +375,21 @@ return applied
 )
 
 # Initial records; a record that already exists (a resubmission) is left alone.
-# ARGV: now, then a JSON array of [index, status, record] (strings: ``_batch``).
+# ARGV: now, then a MessagePack array of [index, status, record] (``_batch``).
 _LUA_ADD = (
     _LUA_COUNT
     + _LUA_TALLY
     + """
 local added, counts = 0, {}
 local cancelled = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
-for _, item in ipairs(cjson.decode(ARGV[2])) do
+for _, item in ipairs(cmsgpack.unpack(ARGV[2])) do
   local idx, status, rec = item[1], item[2], item[3]
   if cancelled and status == 'queued' then
-    local r = cjson.decode(rec)
+    local r = cmsgpack.unpack(rec)
     r['status'] = 'cancelled'
-    status, rec = 'cancelled', cjson.encode(r)
+    status, rec = 'cancelled', cmsgpack.pack(r)
   end
-  if redis.call('HSETNX', KEYS[2], idx, rec) == 1 then
+  if redis.call('HSETNX', RKEY(idx), idx, rec) == 1 then
     counts[status] = (counts[status] or 0) + 1
     added = added + 1
     tally(status, rec)
@@ -432,9 +443,9 @@ _LUA_REOPEN = (
     + """
 local want, moved = ARGV[1], 0
 for i = 2, #ARGV, 2 do
-  local cur = redis.call('HGET', KEYS[2], ARGV[i])
-  if cur and cjson.decode(cur)['status'] == want then
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1])
+  local cur = redis.call('HGET', RKEY(ARGV[i]), ARGV[i])
+  if cur and cmsgpack.unpack(cur)['status'] == want then
+    redis.call('HSET', RKEY(ARGV[i]), ARGV[i], ARGV[i+1])
     redis.call('HINCRBY', KEYS[1], 'n:' .. want, -1)
     redis.call('HINCRBY', KEYS[1], 'n:queued', 1)
     moved = moved + 1
@@ -446,7 +457,7 @@ if moved > 0 then
   redis.call('HDEL', KEYS[1], 'finished_at')
   redis.call('SADD', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
   redis.call('PERSIST', KEYS[1])
-  redis.call('PERSIST', KEYS[2])
+  RBUCKETS('PERSIST')
   redis.call('PERSIST', KEYS[4])
   redis.call('PERSIST', KEYS[6])
 end
@@ -461,14 +472,14 @@ _LUA_CANCEL = (
     + """
 local moved = 0
 for i = 3, #ARGV do
-  local cur = redis.call('HGET', KEYS[2], ARGV[i])
+  local cur = redis.call('HGET', RKEY(ARGV[i]), ARGV[i])
   if cur then
-    local r = cjson.decode(cur)
+    local r = cmsgpack.unpack(cur)
     if r['status'] == 'queued' then
       r['status'] = 'cancelled'
       r['description'] = 'sending cancelled'
       r['updated_at'] = ARGV[1]
-      moved = moved + move(ARGV[i], 'cancelled', cjson.encode(r), 'q')
+      moved = moved + move(ARGV[i], 'cancelled', cmsgpack.pack(r), 'q')
     end
   end
 end
@@ -479,14 +490,10 @@ return moved
 )
 
 
-def _batch(items: Sequence[tuple[str, ...]]) -> bytes:
-    """Many recipients' arguments as one JSON array: a script argument each would cost
-    the Redis client more than everything else a recipient costs the worker."""
-    return codec.dumps(items)
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _batch(items: Sequence[tuple[str | bytes, ...]]) -> bytes:
+    """Many recipients' arguments as one MessagePack array: a script argument each would
+    cost the Redis client more than everything else a recipient costs the worker."""
+    return codec.pack(items)
 
 
 class ResultStore:
@@ -505,7 +512,7 @@ class ResultStore:
     def _keys(sending_id: str) -> list[str]:
         return [
             keys.sending(sending_id),
-            keys.results(sending_id),
+            keys.results_prefix(sending_id),
             keys.ACTIVE,
             keys.chunks(sending_id),
             keys.METRICS,
@@ -544,7 +551,7 @@ class ResultStore:
         return outcome == 1
 
     async def add_recipients(self, sending_id: str, records: Iterable[tuple[int, Record]]) -> int:
-        items = [(str(i), r["status"], codec.dumps(r).decode()) for i, r in records]
+        items = [(str(i), r["status"], codec.pack(r)) for i, r in records]
         if not items:
             return 0
         return int(await self._add(keys=self._keys(sending_id), args=[now_iso(), _batch(items)]))
@@ -560,10 +567,7 @@ class ResultStore:
         self, sending_id: str, updates: Iterable[tuple[int, Record, str | bytes]]
     ) -> set[int]:
         """Write new records where their CAS condition holds; returns the indices moved."""
-        items = [
-            (str(i), r["status"], codec.dumps(r).decode(), _text(expect))
-            for i, r, expect in updates
-        ]
+        items = [(str(i), r["status"], codec.pack(r), expect) for i, r, expect in updates]
         if not items:
             return set()
         argv: list[Any] = [now_iso(), self.ttl, _batch(items)]
@@ -579,7 +583,7 @@ class ResultStore:
             raise ValueError(f"status: {status!r} is not one of {', '.join(REQUEUEABLE)}")
         argv: list[Any] = [status]
         for index, record in records:
-            argv += [index, codec.dumps(record)]
+            argv += [index, codec.pack(record)]
         if len(argv) == 1:
             return 0
         return int(await self._reopen(keys=self._keys(sending_id), args=argv))
@@ -610,12 +614,23 @@ class ResultStore:
         """The stored bytes of each record: what a compare-and-set compares against."""
         if not indices:
             return {}
-        raw = await self.redis.hmget(keys.results(sending_id), [str(i) for i in indices])
-        return {i: r for i, r in zip(indices, raw, strict=True) if r is not None}
+        by_hash: dict[str, list[int]] = {}
+        for i in indices:
+            by_hash.setdefault(keys.results(sending_id, i), []).append(i)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, some in by_hash.items():
+                pipe.hmget(key, [str(i) for i in some])
+            rows = await pipe.execute()
+        return {
+            i: r
+            for some, raw in zip(by_hash.values(), rows, strict=True)
+            for i, r in zip(some, raw, strict=True)
+            if r is not None
+        }
 
     async def load(self, sending_id: str, indices: list[int]) -> dict[int, Record]:
         raw = await self.load_raw(sending_id, indices)
-        return {i: codec.loads(r) for i, r in raw.items()}
+        return {i: codec.unpack(r) for i, r in raw.items()}
 
     async def status(self, sending_id: str) -> dict[str, Any] | None:
         return (await self.statuses([sending_id]))[0]
@@ -666,8 +681,7 @@ class ResultStore:
         self, sending_id: str, batch: int = 1000
     ) -> AsyncIterator[dict[str, Any]]:
         """Every recipient's record in index order (the order they were handed in)."""
-        key = keys.results(sending_id)
-        total = await self.redis.hlen(key)
+        total = int(await self.redis.hget(keys.sending(sending_id), "total") or 0)
         for start in range(0, total, batch):
             indices = list(range(start, min(start + batch, total)))
             found = await self.load(sending_id, indices)
@@ -721,29 +735,27 @@ class ResultStore:
 
         A bounded scan, not an index: an index of every address would cost memory
         for each of a million recipients, all the time, to speed up a search someone
-        makes now and then. Each call goes on with HSCAN from ``cursor``, SCAN_STEP
-        records a step, and stops once ``limit`` matches are found or ``budget``
-        records were examined; so one call costs about the same on any sending,
-        and a search that finds little comes back with a cursor to call again with.
-        An HSCAN step cannot be cut short, so a call may return a few more than
-        ``limit`` (never losing one), in index order; like HSCAN, a record that
-        moves while the hash grows may come back twice in one search.
+        makes now and then. Each call goes on in index order from ``cursor`` (the
+        next index to look at), SCAN_STEP records a step, and stops once ``limit``
+        matches are found or ``budget`` records were examined; so one call costs
+        about the same on any sending, and a search that finds little comes back
+        with a cursor to call again with. A step is not cut short, so a call may
+        return a few more than ``limit`` (never losing one), in index order.
         """
         needle = text.lower() if text else None
-        key = keys.results(sending_id)
+        total = int(await self.redis.hget(keys.sending(sending_id), "total") or 0)
         found: dict[int, Record] = {}
-        examined = 0
-        while True:
-            cursor, batch = await self.redis.hscan(key, cursor, count=SCAN_STEP)
-            cursor = int(cursor)
-            for field, raw in batch.items():
-                record: Record = codec.loads(raw)
+        start = max(cursor, 0)
+        while start < total:
+            indices = list(range(start, min(start + SCAN_STEP, total)))
+            start = indices[-1] + 1
+            for index, record in (await self.load(sending_id, indices)).items():
                 if status is not None and record["status"] != status:
                     continue
                 if needle is not None and needle not in str(record.get("to", "")).lower():
                     continue
-                found[int(field)] = record
-            examined += len(batch)
-            if cursor == 0 or len(found) >= limit or examined >= budget:
+                found[index] = record
+            if len(found) >= limit or start - cursor >= budget:
                 break
+        cursor = start if start < total else 0
         return sorted(found.items()), cursor

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from jobs import keys
+from jobs import codec, keys
 from jobs.base import InvalidJob
 from jobs.chunks import Entry
 from jobs.planning import Call
@@ -288,9 +288,9 @@ def test_cli_streams_a_csv_file(env: dict[str, str], tmp_path: Path, redis_url: 
     assert done.returncode == 0, done.stderr
     sending_id = json.loads(done.stdout)["id"]
     raw = cast(
-        dict[bytes, bytes], redis.Redis.from_url(redis_url).hgetall(keys.results(sending_id))
+        dict[bytes, bytes], redis.Redis.from_url(redis_url).hgetall(keys.results(sending_id, 0))
     )
-    got = sorted((int(k), json.loads(v)["to"], json.loads(v)["status"]) for k, v in raw.items())
+    got = sorted((int(k), codec.unpack(v)["to"], codec.unpack(v)["status"]) for k, v in raw.items())
     assert got == [
         (0, "34666555444", "queued"),
         (1, "abc", "rejected"),

@@ -144,7 +144,7 @@ async def test_the_breakdown_counts_arrivals_and_lives_as_long_as_its_sending(
 
     async def move(index: int, status: str, expect: str | None = None, **fields: Any) -> None:
         raw = (await store.load_raw("s1", [index]))[index]
-        old: Record = codec.loads(raw)
+        old: Record = codec.unpack(raw)
         new = successor(old, status, **fields)
         assert await store.record("s1", [(index, new, expect or expect_exact(raw))])
 
@@ -411,15 +411,20 @@ _FILL = """
 local st = {'accepted', 'rejected', 'failed', 'unknown'}
 for i = tonumber(ARGV[1]), tonumber(ARGV[2]) - 1 do
   local to = string.format('user%07d@Example.COM', i)
-  redis.call('HSET', KEYS[1], i, cjson.encode({to = to, status = st[i % 4 + 1]}))
+  local key = KEYS[1] .. math.floor(i / tonumber(ARGV[3]))
+  redis.call('HSET', key, i, cmsgpack.pack({to = to, status = st[i % 4 + 1]}))
 end
 """
 
 
 async def fill(redis: Any, sending_id: str, n: int) -> None:
     script = redis.register_script(_FILL)
+    await redis.hset(keys.sending(sending_id), "total", n)
     for start in range(0, n, 100_000):
-        await script(keys=[keys.results(sending_id)], args=[start, min(start + 100_000, n)])
+        await script(
+            keys=[keys.results_prefix(sending_id)],
+            args=[start, min(start + 100_000, n), keys.RESULTS_BUCKET],
+        )
 
 
 async def search(

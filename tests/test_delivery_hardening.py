@@ -255,7 +255,9 @@ async def test_requeue_sends_each_recipient_with_its_own_sub(
     # Recorded unknown by a path that kept nothing but the address (a give-up).
     for index, to in enumerate(numbers(3)):
         record = {"to": to, "status": "unknown", "attempts": 1, "code": -2}
-        await redis_of(producer).hset(keys.results(sending_id), str(index), codec.dumps(record))
+        await redis_of(producer).hset(
+            keys.results(sending_id, index), str(index), codec.pack(record)
+        )
     await redis_of(producer).hset(keys.sending(sending_id), mapping={"n:queued": 0, "n:unknown": 3})
     await producer.requeue_unknown(sending_id)
     await drain(fast)

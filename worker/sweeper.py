@@ -104,7 +104,7 @@ async def _sending(
             continue
         entries = await chunks.load(redis, sending_id, name) or []
         raw = await store.load_raw(sending_id, [e.index for e in entries])
-        records = [codec.loads(r) for r in raw.values()]
+        records = [codec.unpack(r) for r in raw.values()]
         stranded = any(
             r["status"] == "queued"
             or (r["status"] == "sending" and float(r.get("until", 0)) <= now)

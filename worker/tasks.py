@@ -75,7 +75,7 @@ class ChunkRun:
         self.kind: str = spec["kind"]
         self.token = secrets.token_hex(6)
         self.raw = raw
-        self.current: dict[int, Record] = {i: codec.loads(r) for i, r in raw.items()}
+        self.current: dict[int, Record] = {i: codec.unpack(r) for i, r in raw.items()}
         self.come_back: float | None = None  # seconds until this chunk needs another run
         self.stop: Stop | None = None  # a stop met during this run
         self.probing: str | None = None  # the scope whose hold this run probes
@@ -357,7 +357,7 @@ async def _give_up(w: WorkerContext, sending_id: str, chunk: str, why: str) -> N
     for entry in entries:
         if entry.index not in raw:
             continue
-        record = codec.loads(raw[entry.index])
+        record = codec.unpack(raw[entry.index])
         expect = expect_exact(raw[entry.index])
         if record["status"] == "queued":
             new = successor(record, "failed", code=INTERNAL_CODE, description=why)
