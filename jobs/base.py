@@ -7,6 +7,7 @@ show it, while Python code reads snake_case attributes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -21,7 +22,7 @@ __all__ = ["InvalidJob", "SendJob", "build", "describe"]
 
 @cache
 def _attribute(api_name: str) -> str:
-    """``notificationUrl`` → ``notification_url``; cached: called once per recipient."""
+    """``notificationUrl`` → ``notification_url``; cached: called for every job."""
     return to_snake(api_name)
 
 
@@ -67,14 +68,17 @@ class SendJob(BaseModel):
         """Each recipient's address as given (``to``, unless a channel says otherwise)."""
         return list(getattr(self, "to"))  # noqa: B009 - every channel but one has `to`
 
-    def recipient_extras(self, index: int) -> dict[str, Any]:
-        """The per-recipient parameters of recipient ``index`` (API names)."""
-        extras = {}
-        for name in self.per_recipient:
-            value = getattr(self, _attribute(name), None)
-            if isinstance(value, list):
-                extras[name] = value[index]
-        return extras
+    def recipient_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each recipient's address as given, with its per-recipient parameters (API
+        names). The lists are looked up once, not once per recipient: at a hundred
+        thousand recipients that lookup was a tenth of a submit."""
+        columns = [
+            (name, values)
+            for name in self.per_recipient
+            if isinstance(values := getattr(self, _attribute(name), None), list)
+        ]
+        for index, to in enumerate(self.recipients()):
+            yield to, {name: values[index] for name, values in columns}
 
     def api_payload(self) -> dict[str, Any]:
         """The JSON body for the provider, without recipients or per-recipient fields."""

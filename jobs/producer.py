@@ -169,11 +169,9 @@ class Producer:
         """Record and enqueue ``job``; returns its sending id."""
         self._check(job)
         full = job.model_dump(by_alias=True, mode="json", exclude_none=True)
-        recipients = job.recipients()
 
         def items() -> Iterable[Item]:
-            rows = ((recipients[i], job.recipient_extras(i)) for i in range(len(recipients)))
-            return _recipients(job.kind, rows)
+            return _recipients(job.kind, job.recipient_rows())
 
         return await self._submit(job, digest(full), items, idempotency_key)
 

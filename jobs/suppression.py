@@ -17,8 +17,8 @@ With the blacklist sync on (``BULKSEND_BLACKLIST_SYNC``, ``worker.blacklist``),
 what we add by hand, by import or from an event is also noted in
 ``keys.suppression_push`` for the next push to the provider, and what we remove
 that the provider may hold in ``keys.suppression_drop`` (a pull does not bring
-it back meanwhile). The producer reads a chunk's worth of recipients in one
-HMGET (``get_many``).
+it back meanwhile). The producer looks up a chunk's worth of recipients in one
+script call (``get_many``).
 """
 
 from __future__ import annotations
@@ -259,15 +259,29 @@ async def get(redis: Any, list_name: str, address: str) -> Entry | None:
     return (await get_many(redis, list_name, [address])).get(normalize(list_name, address))
 
 
+# KEYS: the list. ARGV: a JSON array of addresses. Returns (address, entry) pairs of
+# those on the list.
+_LUA_GET_MANY: Final = """
+local found = {}
+for _, address in ipairs(cjson.decode(ARGV[1])) do
+  local entry = redis.call('HGET', KEYS[1], address)
+  if entry then found[#found + 1] = address; found[#found + 1] = entry end
+end
+return found
+"""
+
+
 async def get_many(redis: Any, list_name: str, addresses: Iterable[str]) -> dict[str, Entry]:
     """The entries of those of ``addresses`` that are on the list, by normalized address:
-    one HMGET for all of them."""
-    wanted = list(dict.fromkeys(normalize(list_name, a) for a in addresses))
-    wanted = [a for a in wanted if a]
+    one script call for all of them, the addresses in one argument. (An HMGET of a
+    thousand fields cost the client more than everything else a submit does.)"""
+    wanted = [a for a in dict.fromkeys(normalize(list_name, a) for a in addresses) if a]
     if not wanted:
         return {}
-    found = await redis.hmget(keys.suppression(list_name), wanted)
-    return {a: _decode(raw) for a, raw in zip(wanted, found, strict=True) if raw is not None}
+    script = redis.register_script(_LUA_GET_MANY)
+    found = await script(keys=[keys.suppression(list_name)], args=[codec.dumps(wanted)])
+    pairs = iter(found)
+    return {address.decode(): _decode(raw) for address, raw in zip(pairs, pairs, strict=True)}
 
 
 def listed(list_name: str, address: str, entry: Entry) -> Listed:

@@ -133,8 +133,9 @@ def missing_variables(
 ) -> list[str]:
     """Variables of ``template`` that neither ``values`` nor ``fixed`` fill.
 
-    The one check of unknown variables: ``render(strict=True)`` (the worker's
-    planner), the submit checks (``Sms.check_text``, ``Producer.submit_file``) use it.
+    The submit checks (``Sms.check_text``, ``Producer.submit_file``) use it;
+    ``render(strict=True)`` (the worker's planner) finds the same first one as it
+    renders, in one pass.
     """
     return [name for name in _names(template) if name not in fixed and values.get(name) is None]
 
@@ -155,10 +156,6 @@ def render(
     raises; without it the placeholder is left as written, as the provider would
     send it.
     """
-    if strict:
-        missing = missing_variables(template, values, fixed or {})
-        if missing:
-            raise UnknownVariable(missing[0])
 
     def replace(match: re.Match[str]) -> str:
         name, filt = match.group(1), match.group(2)
@@ -166,6 +163,8 @@ def render(
             return fixed[name]
         value = values.get(name)
         if value is None:
+            if strict:  # the first one missing_variables would name: they go in order
+                raise UnknownVariable(name)
             return match.group(0)
         text = str(value)
         if filt is None:

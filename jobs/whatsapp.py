@@ -7,6 +7,7 @@ one recipient with one recorded result.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -78,10 +79,10 @@ class WhatsApp(SendJob):
     def recipients(self) -> list[str]:
         return [m.to for m in self.messages]
 
-    def recipient_extras(self, index: int) -> dict[str, Any]:
-        message = self.messages[index].model_dump(by_alias=True, exclude_none=True, mode="json")
-        message.pop("to")
-        return message
+    def recipient_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for message in self.messages:
+            fields = message.model_dump(by_alias=True, exclude_none=True, mode="json")
+            yield fields.pop("to"), fields
 
     def api_payload(self) -> dict[str, Any]:
         body = super().api_payload()

@@ -80,7 +80,7 @@ def test_email_all_fields_use_api_names() -> None:
     assert "sub" not in payload and "to" not in payload
     assert payload["templateV2Id"] == 7
     assert payload["attachments"] == data["attachments"]
-    assert job.recipient_extras(1) == {"sub": {"name": "B"}}
+    assert list(job.recipient_rows())[1][1] == {"sub": {"name": "B"}}
 
 
 @pytest.mark.parametrize(
@@ -375,7 +375,7 @@ def test_voice_all_fields() -> None:
     assert payload["callers"] == data["callers"]
     assert payload["expirationDate"] == "20300216142000"
     assert "sub" not in payload
-    assert job.recipient_extras(0) == {"sub": {"name": "a"}}
+    assert next(job.recipient_rows())[1] == {"sub": {"name": "a"}}
 
 
 @pytest.mark.parametrize("field", ["to", "message", "language", "gender"])
@@ -495,7 +495,7 @@ def test_voice_audio_all_fields() -> None:
     job = build(VoiceAudio, data)
     assert isinstance(job, VoiceAudio)
     assert job.api_payload() == without(data, "to")
-    assert job.recipient_extras(0) == {}
+    assert next(job.recipient_rows())[1] == {}
 
 
 @pytest.mark.parametrize(

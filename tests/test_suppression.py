@@ -273,14 +273,24 @@ async def test_a_sending_all_suppressed_is_done_without_a_worker(
     assert await producer.redis.zcard(producer.settings.queue_name) == 0
 
 
-async def test_one_hmget_per_chunk_of_recipients(
-    producer: Producer, db: Any, redis_url: str
+async def test_one_lookup_call_per_chunk_of_recipients(
+    producer: Producer, db: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await suppression.add(db, "sms", numbers(1)[0], "x")
+    calls: list[int] = []
+    get_many = suppression.get_many
+
+    async def counted(redis: Any, list_name: str, addresses: Any) -> Any:
+        addresses = list(addresses)
+        calls.append(len(addresses))
+        return await get_many(redis, list_name, addresses)
+
+    monkeypatch.setattr(suppression, "get_many", counted)
     sync_db = redis.Redis.from_url(redis_url)
     sync_db.config_resetstat()
     await producer.submit(sms(numbers(10)))  # chunks of 3: 4 chunks
-    assert commands(sync_db, "hmget") == math.ceil(10 / 3)
+    assert calls == [3, 3, 3, 1]  # one round trip per chunk, its addresses in one argument
+    assert commands(sync_db, "hmget") == 0
 
 
 async def test_whatsapp_messages_to_and_voice_are_screened(producer: Producer, db: Any) -> None:
