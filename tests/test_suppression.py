@@ -8,7 +8,6 @@ the sync with the provider's blacklist (``worker.blacklist``) against the sandbo
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
