@@ -37,6 +37,7 @@ from worker.sweeper import sweep_forever
 from worker.tasks import send_chunk
 
 ARQ_MAX_TRIES = 1_000_000_000  # never arq's call: see the module docstring
+HEALTH_CHECK_INTERVAL_S = 30
 log = logging.getLogger("bulksend.worker")
 
 
@@ -118,6 +119,9 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         job_completion_wait=settings.job_timeout,
         max_tries=ARQ_MAX_TRIES,
         keep_result=0,  # our records are the results; a kept arq result would copy the chunk
+        # arq's health-check key (``{queue}:health-check``) is what a container's
+        # HEALTHCHECK reads (``bulksend healthcheck worker``): renewed this often, not hourly.
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
         poll_delay=settings.worker_poll_delay,
         job_serializer=codec.dumps,
         job_deserializer=codec.loads,
