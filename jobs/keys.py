@@ -9,6 +9,8 @@ Per sending:
                                keep Redis's compact encoding (``results``)
 ``bs:chunks:{id}``       hash  chunk name → its entries ``[[index, to, extras], …]`` (zlib)
 ``bs:fails:{id}:{chunk}`` str  runs of that chunk that ended in an error
+``bs:settled:{id}``      set   chunks whose recipients were all final when the sweeper
+                               looked: it does not read them again
 ``bs:prepare:{id}``      str   the lock of the run preparing its calls (an import's group)
 ``bs:breakdown:{id}``    hash  what its recipients ended with, counted as they arrive:
                                ``code:<code>`` (rejected, failed, unknown, expired; ``none``
@@ -160,6 +162,10 @@ def group_imports(group: str) -> str:
 
 def chunk_fails(sending_id: str, chunk: str) -> str:
     return f"bs:fails:{sending_id}:{chunk}"
+
+
+def settled_chunks(sending_id: str) -> str:
+    return f"bs:settled:{sending_id}"
 
 
 def chunk_job_id(sending_id: str, chunk: int | str) -> str:

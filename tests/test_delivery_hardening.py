@@ -305,6 +305,32 @@ async def test_a_crash_between_reopening_and_enqueueing_is_swept_up(
     assert await statuses(producer, sending_id) == {"accepted": 5}
 
 
+async def test_the_sweeper_reads_a_finished_chunk_once(
+    producer: Producer, fast: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk whose recipients are all final is noted and not decoded again; one with a
+    queued recipient and no job is still enqueued, on every pass."""
+    sending_id = await producer.submit(sms(60))  # chunks of 50: "0" and "1"
+    await producer.store.cancel_queued(sending_id, list(range(50)))  # chunk 0: all final
+    for chunk in ("0", "1"):  # both jobs lost
+        await redis_of(producer).delete(keys.arq_job(keys.chunk_job_id(sending_id, chunk)))
+    loaded: list[str] = []
+    load = chunks.load
+
+    async def counted(redis: Any, sid: str, chunk: str) -> Any:
+        loaded.append(chunk)
+        return await load(redis, sid, chunk)
+
+    monkeypatch.setattr(chunks, "load", counted)
+    assert await sweep(producer.redis, fast, force=True) == {"enqueued": 1}
+    assert loaded == ["0", "1"]
+    assert await redis_of(producer).smembers(keys.settled_chunks(sending_id)) == {b"0"}
+    await redis_of(producer).delete(keys.arq_job(keys.chunk_job_id(sending_id, "1")))
+    loaded.clear()
+    assert await sweep(producer.redis, fast, force=True) == {"enqueued": 1}
+    assert loaded == ["1"]  # chunk 0 was not read again
+
+
 async def test_a_submit_that_crashed_half_way_is_opened_and_reported_by_the_sweeper(
     producer: Producer, fast: Settings, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

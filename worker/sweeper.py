@@ -9,6 +9,12 @@ crashed half-way (the sending is opened with what was recorded, and marked
 ``BULKSEND_SWEEP_INTERVAL`` seconds or so; a lock in Redis lets one sweep at a
 time. Enqueueing is idempotent (a chunk's job id is fixed) and a duplicate run
 is harmless (claims are compare-and-set), so a sweep can only help.
+
+A chunk whose recipients were all final is noted (``keys.settled_chunks``) and
+not read again: without the note every pass decoded every finished chunk of an
+active sending, a cost that grew with the sending. The note cannot go stale: a
+final record only leaves its final state by a requeue, which puts the recipient
+in a new chunk.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 
 from jobs import chunks, codec, keys
 from jobs.accounts import account_id, parked_scopes, read_stops, unpark
-from jobs.results import ResultStore
+from jobs.results import FINAL, ResultStore
 from jobs.settings import Settings
 from worker import blacklist
 
@@ -92,7 +98,9 @@ async def _sending(
         await store.open(sending_id, len(names))
         log.error("sending %s: %s", sending_id, note)
         report["interrupted"] += 1
-    names = await chunks.names(redis, sending_id)
+    settled_key = keys.settled_chunks(sending_id)
+    settled = {n.decode() for n in await redis.smembers(settled_key)}
+    names = [n for n in await chunks.names(redis, sending_id) if n not in settled]
     async with redis.pipeline(transaction=False) as pipe:
         for name in names:
             job_id = keys.chunk_job_id(sending_id, name)
@@ -105,6 +113,10 @@ async def _sending(
         entries = await chunks.load(redis, sending_id, name) or []
         raw = await store.load_raw(sending_id, [e.index for e in entries])
         records = [codec.unpack(r) for r in raw.values()]
+        if all(r["status"] in FINAL for r in records):
+            await redis.sadd(settled_key, name)
+            await redis.expire(settled_key, int(expires_s))
+            continue
         stranded = any(
             r["status"] == "queued"
             or (r["status"] == "sending" and float(r.get("until", 0)) <= now)
