@@ -58,7 +58,7 @@ STATUSES = PENDING + FINAL
 Requeueable = Literal["unknown", "failed"]
 REQUEUEABLE: Final[tuple[Requeueable, ...]] = ("unknown", "failed")
 
-SCAN_STEP: Final = 1000  # records one HSCAN step reads (``ResultStore.scan``)
+SCAN_STEP: Final = 1000  # records one search step reads (``ResultStore.scan``)
 SCAN_BUDGET: Final = 20_000  # records one search call examines at most
 
 
