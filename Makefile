@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint bench bench-text clean
+.PHONY: install demo test test-all lint lock bench bench-text clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python scripts/lock.py --check
+	$(BIN)/check-jsonschema --schemafile deploy/compose-spec.json docker-compose.yml
+
+# requirements.lock (what the image installs) from pyproject.toml's dependencies: resolves
+# against PyPI, so only here, never in CI (lint checks it offline).
+lock: $(STAMP)
+	$(BIN)/python scripts/lock.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 import orjson
+from redis.exceptions import ResponseError
 
 from bulksend.flags import FlagError, add_model_flags, model_data
 from jobs import channels
@@ -28,10 +29,12 @@ from jobs.errors import (
     BulksendError,
     ConfigurationError,
     IdempotencyConflict,
+    RedisFull,
     SendingNotFound,
 )
 from jobs.producer import normalize_recipient
 from jobs.recipients_file import first_valid
+from jobs.redis_safety import is_out_of_memory
 from jobs.settings import Settings, get_settings
 
 DRY_RUN_ROWS = 10  # rows whose verdict --dry-run shows
@@ -42,11 +45,14 @@ class CliError(InvalidJob):
 
 
 # The one place where errors become what a user of the CLI sees: a line on
-# stderr and an exit code (bad input 2, a wait that timed out 3, settings 78).
+# stderr and an exit code (bad input 2, a wait that timed out 3, Redis out of
+# memory 75 — sysexits' EX_TEMPFAIL: try again later —, settings 78, a Redis
+# that evicts keys among them).
 EXIT_CODES: dict[type[BaseException], int] = {
     InvalidJob: 2,
     SendingNotFound: 2,
     IdempotencyConflict: 2,
+    RedisFull: 75,
     ConfigurationError: 78,
     TimeoutError: 3,
     BulksendError: 1,  # any other of the family
@@ -462,6 +468,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from bulksend import logs
     from web import create_app
     from web.auth import require_token
 
@@ -474,8 +481,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             http="httptools",
             server_header=False,
             log_level="info",
+            log_config=logs.uvicorn_config(settings.log_format),
+            # On SIGTERM uvicorn stops accepting and lets requests in flight finish;
+            # unbounded by default, so an orchestrator's SIGKILL (Kubernetes: 30 s)
+            # would cut them silently and skip the lifespan's shutdown. Bounded below
+            # that: what still runs is cancelled (and logged), then Redis is closed.
+            timeout_graceful_shutdown=25,
         )
     return 0
+
+
+def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
+    from bulksend.healthcheck import run
+
+    return run(args.role, args.url, settings)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -516,6 +535,18 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(handler=cmd_serve)
+
+    health = sub.add_parser(
+        "healthcheck",
+        help="a container's HEALTHCHECK: exit 0 healthy, 1 (one line on stderr) unhealthy",
+    )
+    health.add_argument("role", choices=["worker", "serve"])
+    health.add_argument(
+        "--url",
+        help="worker: the Redis URL (default BULKSEND_REDIS_URL); serve: the service's base "
+        "URL (default http://127.0.0.1:8000)",
+    )
+    health.set_defaults(handler=cmd_healthcheck)
 
     send = sub.add_parser("send", help="enqueue a sending")
     kinds = send.add_subparsers(dest="channel", required=True)
@@ -655,13 +686,28 @@ def _suppress_parser(sub: Any) -> None:
     imp.set_defaults(handler=cmd_suppress_import)
 
 
+def _log_as(settings: Settings) -> None:
+    """Any command's warnings in ``BULKSEND_LOG_FORMAT``; the roles (worker, serve,
+    sandbox) set their own logging up again, at INFO."""
+    import logging
+
+    from bulksend import logs
+
+    logs.configure(settings.log_format, logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = get_settings()
+        _log_as(settings)
         code: int = args.handler(args, settings)
         return code
-    except (BulksendError, TimeoutError) as exc:
+    except (BulksendError, TimeoutError, ResponseError) as exc:
+        if isinstance(exc, ResponseError):  # a write Redis refused outside a submit
+            if not is_out_of_memory(exc):
+                raise
+            exc = RedisFull("Redis is out of memory (maxmemory): refused; make room and retry")
         print(f"bulksend: error: {_explain(exc)}", file=sys.stderr)
         return next(code for kind, code in EXIT_CODES.items() if isinstance(exc, kind))
     except KeyboardInterrupt:

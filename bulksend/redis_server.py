@@ -13,7 +13,7 @@ import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import redis
@@ -53,10 +53,14 @@ def _ping(url: str) -> bool:
 
 
 class RedisServer:
-    """One redis-server child process with its data and AOF in ``data_dir``."""
+    """One redis-server child process with its data and AOF in ``data_dir``.
 
-    def __init__(self, data_dir: str | Path) -> None:
+    ``extra_args`` come last and win (``["--maxmemory", "4mb"]``): tests start a Redis
+    that is small, evicts, or has ``CONFIG`` renamed away, as production ones may."""
+
+    def __init__(self, data_dir: str | Path, extra_args: Sequence[str] = ()) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.extra_args = list(extra_args)
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -80,6 +84,7 @@ class RedisServer:
             # encoding (jobs.keys.RESULTS_BUCKET); Redis 7 calls it listpack-value too.
             "--hash-max-ziplist-value", str(keys.RESULTS_VALUE_BYTES),
             "--logfile", str(self.data_dir / "redis.log"),
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout

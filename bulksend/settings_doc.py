@@ -24,14 +24,15 @@ def _default(value: Any, secret: str) -> str:
 def env_example() -> str:
     lines = [
         "# bulksend settings. Every variable is optional; the value shown is the default.",
-        "# Copy to .env (read automatically) or export them. Credentials come only from here.",
+        "# Copy to .env (read automatically) or export them, and uncomment what you change:",
+        "# a copied default would pin it (a loopback URL names the container itself under",
+        "# docker compose). Credentials come only from here.",
         "",
     ]
     for name, field in Settings.model_fields.items():
-        unset = "# " if field.default is None else ""
         lines += [
             f"# {field.description}",
-            f"{unset}BULKSEND_{name.upper()}={_default(field.default, '')}",
+            f"# BULKSEND_{name.upper()}={_default(field.default, '')}",
         ]
     return "\n".join(lines) + "\n"
 

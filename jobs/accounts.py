@@ -232,10 +232,23 @@ class AccountGate:
         )
         level = logging.CRITICAL if halt else logging.ERROR
         where = "" if scope == ACCOUNT else f" ({scope} only)"
-        log.log(level, "provider account %s %s%s: %s %s", self.account, state, where, code, reason)
+        log.log(
+            level,
+            "provider account %s %s%s: %s %s",
+            self.account,
+            state,
+            where,
+            code,
+            reason,
+            extra={"account": self.account, "scope": scope},
+        )
 
     async def probe_succeeded(self, scope: str, expires_s: float) -> None:
         """The probe of a hold went through: lift it and send what waited."""
         await resume(self.redis, self.account, scope, expires_s)
         self._cached.pop(scope, None)
-        log.warning("provider account %s resumed after a successful probe", self.account)
+        log.warning(
+            "provider account %s resumed after a successful probe",
+            self.account,
+            extra={"account": self.account, "scope": scope},
+        )

@@ -6,7 +6,9 @@
      │    └── UnknownChannel   a kind no channel is registered for
      ├── SendingNotFound       no sending with that id (a KeyError too)
      ├── IdempotencyConflict   the key was used before for a different sending
+     ├── RedisFull             Redis is out of memory: a sending refused whole, nothing queued
      └── ConfigurationError    settings that cannot work (no Redis URL, …)
+          └── UnsafeRedis      a Redis that evicts keys (maxmemory-policy): it would lose work
 
 Callers map them in one place each: the CLI to a message and an exit code
 (``bulksend.cli.EXIT_CODES``), the HTTP API to a status code.
@@ -21,8 +23,10 @@ __all__ = [
     "ConfigurationError",
     "IdempotencyConflict",
     "InvalidJob",
+    "RedisFull",
     "SendingNotFound",
     "UnknownChannel",
+    "UnsafeRedis",
 ]
 
 _CODE = re.compile(r"\((?:provider )?code (\d+)\)")
@@ -80,3 +84,25 @@ class IdempotencyConflict(BulksendError, ValueError):
 
 class ConfigurationError(BulksendError, ValueError):
     """Settings that cannot work; the message names the setting."""
+
+
+class UnsafeRedis(ConfigurationError):
+    """A Redis whose ``maxmemory-policy`` evicts keys (``jobs.redis_safety``): workers and
+    ``serve`` refuse to start on it, as on any setting that cannot work."""
+
+
+class RedisFull(BulksendError):
+    """Redis is out of memory (``maxmemory`` under ``noeviction``): the write was refused.
+
+    From a submit, the message says what became of the sending: nothing of it
+    queued (the usual case), or, when the sending was there before or some of its
+    chunks were already queued, that it was left for a submit with the same
+    idempotency key to finish. ``used`` and ``maxmemory`` are bytes, when Redis
+    said."""
+
+    def __init__(
+        self, message: str, *, used: int | None = None, maxmemory: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.used = used
+        self.maxmemory = maxmemory

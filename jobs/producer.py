@@ -10,38 +10,69 @@ again. Every submit has a key — one is made up when the caller gives none — 
 that ``submit`` itself retries a Redis blip without creating a second sending.
 A recipient whose address is on its channel's suppression list (``jobs.suppression``,
 read a chunk at a time) is recorded ``suppressed`` and left out of its chunk.
+
+A Redis with a ``maxmemory`` (under ``noeviction``, the only policy a submit accepts:
+``jobs.redis_safety``) can be full, and a full Redis refuses writes. There a submit
+is careful. It first asks ``INFO memory`` whether the sending fits once finished
+(``PER_RECIPIENT_BYTES`` a recipient) and refuses it whole (``RedisFull``) if not.
+Then it writes every chunk's records and entries before it enqueues any job, so a
+write refused at ``maxmemory`` finds no worker sending yet: what this submit wrote
+is deleted (deleting is allowed at ``maxmemory``) and ``RedisFull`` says nothing of
+the sending was queued; the same idempotency key can be submitted again later.
+Without a ``maxmemory`` (the embedded Redis, the benchmarks) Redis cannot be full,
+and each chunk's job is enqueued as soon as the chunk is written: workers start
+on the first chunk while later ones are still being written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from redis.asyncio import ConnectionPool
+from arq.connections import ArqRedis, create_pool
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from jobs import channels, chunks, codec, keys, recipients_file, suppression
+from jobs import (
+    channels,
+    chunks,
+    codec,
+    connection,
+    keys,
+    recipients_file,
+    redis_safety,
+    suppression,
+)
 from jobs.accounts import ACCOUNT, account_id, read_stop
 from jobs.base import InvalidJob, SendJob
 from jobs.chunks import CHUNK_FUNCTION, Entry
 from jobs.contact_rows import ContactFile
 from jobs.contacts import ContactImport, neutralise_cell
-from jobs.errors import ConfigurationError, SendingNotFound
+from jobs.errors import ConfigurationError, RedisFull, SendingNotFound, UnsafeRedis
 from jobs.results import (
     REQUEUEABLE,
     Position,
     Record,
     Requeueable,
     ResultStore,
+    campaign_of,
     digest,
     now_iso,
     successor,
@@ -55,6 +86,18 @@ NO_VALID_RECIPIENT: Final = "No valid recipients"  # messaging-api.txt → "Erro
 SUBMIT_TRIES = 3  # a Redis blip mid-submit: the same key again resumes, never duplicates
 LIST_BATCH = 200  # sendings a filtered listing reads per round trip
 LIST_SCAN = 5000  # sendings one page of a filtered listing reads at most
+# Redis memory one recipient of a finished sending keeps (its record, its share of the
+# chunk entries and of the job): bench/redis_ops.py measures 160-240 bytes for an SMS
+# with a short ``sub``; with headroom, what a careful submit asks to be free before it
+# writes anything. Far larger ``sub`` values take more: the writes' own OOM check is
+# what stays exact (``Producer._full``).
+PER_RECIPIENT_BYTES: Final = 300
+JOB_BYTES: Final = 512  # one chunk's arq job (its key and its queue entry), rounded up
+ROOM: Final = (
+    "make room in Redis (raise maxmemory, or let finished sendings expire: "
+    "BULKSEND_RESULT_TTL_DAYS) and submit again"
+)
+log = logging.getLogger("bulksend.producer")
 
 T = TypeVar("T")
 
@@ -111,6 +154,26 @@ def _contact_rows(contact_file: ContactFile) -> Iterator[Item]:
         yield index, record, Entry(index, to, extras)
 
 
+@dataclass
+class _Written:
+    """What one submit call has written so far, across its tries: what a full Redis
+    leaves behind, and whether it can be taken back (``Producer._full``)."""
+
+    created: bool = False  # this call created the sending (its id was new)
+    existed: bool = False  # the sending was there before this call (a resubmission)
+    queued: bool = False  # a chunk job is on the queue: a worker may be sending
+    recipients: int = 0  # indices 0 to this (excluded) were handed to Redis
+
+
+def _count_lines(path: str | Path) -> int:
+    """Lines in a file, read in blocks: an import's rows, for the memory preflight."""
+    lines = 0
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            lines += block.count(b"\n")
+    return lines
+
+
 class Producer:
     """Async producer. ``await Producer.connect()`` or pass an ``ArqRedis``."""
 
@@ -122,21 +185,17 @@ class Producer:
 
     @classmethod
     async def connect(cls, settings: Settings | None = None, *, wait: bool = True) -> Producer:
-        """Connect to ``BULKSEND_REDIS_URL``. ``wait=False``: return at once and connect
-        on first use (a server that starts, and says it is not ready, while Redis is down)."""
+        """Connect to ``BULKSEND_REDIS_URL``: one Redis, or Sentinel (``jobs.connection``).
+        ``wait=False``: return at once and connect on first use (a server that starts,
+        and says it is not ready, while Redis is down)."""
         settings = settings or get_settings()
         if not settings.redis_url:
             raise ConfigurationError("redis_url: Producer.connect needs BULKSEND_REDIS_URL")
         if not wait:
-            lazy = ArqRedis(
-                ConnectionPool.from_url(settings.redis_url),
-                job_serializer=codec.dumps,
-                job_deserializer=codec.loads,
-                default_queue_name=settings.queue_name,
-            )
+            lazy = connection.arq_client(settings.redis_url, queue_name=settings.queue_name)
             return cls(lazy, settings)
         pool = await create_pool(
-            RedisSettings.from_dsn(settings.redis_url),
+            connection.redis_settings(settings.redis_url),
             job_serializer=codec.dumps,
             job_deserializer=codec.loads,
             default_queue_name=settings.queue_name,
@@ -173,7 +232,9 @@ class Producer:
         def items() -> Iterable[Item]:
             return _recipients(job.kind, job.recipient_rows())
 
-        return await self._submit(job, digest(full), items, idempotency_key)
+        return await self._submit(
+            job, digest(full), items, idempotency_key, expected=len(job.recipients())
+        )
 
     async def submit_file(
         self, job: SendJob, path: str | Path, idempotency_key: str | None = None
@@ -201,7 +262,11 @@ class Producer:
         fields = job.model_dump(by_alias=True, mode="json", exclude_none=True, exclude={"to"})
         content = digest({"job": fields, "file": summary.sha256})
         return await self._submit(
-            job, content, lambda: _recipients(job.kind, recipients_file.rows(path)), idempotency_key
+            job,
+            content,
+            lambda: _recipients(job.kind, recipients_file.rows(path)),
+            idempotency_key,
+            expected=summary.count,
         )
 
     async def submit_import(
@@ -226,7 +291,12 @@ class Producer:
         fields = job.model_dump(mode="json", exclude={"upload_max_bytes"})
         content = digest({"job": fields, "file": recipients_file.sha256_of(path)})
         sending_id = await self._submit(
-            job, content, lambda: _contact_rows(contact_file), idempotency_key
+            job,
+            content,
+            lambda: _contact_rows(contact_file),
+            idempotency_key,
+            expected=_count_lines(path),
+            extra_bytes=Path(path).stat().st_size,  # the rows' cells, kept for the report
         )
         if job.target == "messaging":
             await self.store.redis.sadd(keys.group_imports(job.group), sending_id)
@@ -238,34 +308,76 @@ class Producer:
         content_digest: str,
         items: Callable[[], Iterable[Item]],
         idempotency_key: str | None,
+        *,
+        expected: int = 0,
+        extra_bytes: int = 0,
     ) -> str:
+        """Record and enqueue a sending whose recipients ``items()`` yields (again on each
+        try). ``expected``: how many it yields (0: unknown) and ``extra_bytes`` what else
+        the sending keeps, for the memory preflight (module docstring)."""
         sending_id = sending_id_for(idempotency_key or uuid.uuid4().hex)
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError)),
-            stop=stop_after_attempt(SUBMIT_TRIES),
-            wait=wait_exponential(multiplier=0.2, max=2),
-            reraise=True,
-        ):
-            with attempt:
-                await self._submit_once(sending_id, job, content_digest, items())
-        return sending_id
-
-    async def _submit_once(
-        self,
-        sending_id: str,
-        job: SendJob,
-        content_digest: str,
-        items: Iterable[Item],
-    ) -> None:
         spec = {
             "kind": job.kind,
             "endpoint": job.endpoint,
             "payload": job.api_payload(),
             "created_at": now_iso(),
         }
-        fresh = await self.store.create_sending(sending_id, job.kind, spec, content_digest)
-        screen = suppression.list_for_kind(job.kind)
-        jobs, n = 0, 0
+        need = expected * PER_RECIPIENT_BYTES + len(codec.dumps(spec)) + extra_bytes
+        careful = await self._preflight(sending_id, need, expected)
+        written = _Written()
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError)),
+                stop=stop_after_attempt(SUBMIT_TRIES),
+                wait=wait_exponential(multiplier=0.2, max=2),
+                reraise=True,
+            ):
+                with attempt:
+                    await self._submit_once(
+                        sending_id, job, spec, content_digest, items(), careful, written
+                    )
+        except ResponseError as exc:
+            if not redis_safety.is_out_of_memory(exc):
+                raise
+            raise await self._full(sending_id, spec, written) from None
+        return sending_id
+
+    @property
+    def _where(self) -> str:
+        return connection.display(self.settings.redis_url)
+
+    async def _preflight(self, sending_id: str, need: int, expected: int) -> bool:
+        """Before anything is written: refuse a Redis that evicts keys (``UnsafeRedis``)
+        and a new sending that would not fit in its ``maxmemory`` once finished, ``need``
+        bytes (``RedisFull``); a resubmission of one that is there already needs no
+        more room. Returns whether the submit must be careful: write every chunk before
+        the first job (a Redis with a ``maxmemory``, or one that would not say). One
+        ``INFO memory``, a round trip per submit."""
+        memory = await redis_safety.read_memory(self.redis)
+        if memory is None:
+            return True
+        problem = redis_safety.eviction_problem(memory, self._where)
+        if problem is not None:
+            raise UnsafeRedis(problem)
+        if not memory.limited:
+            return False
+        if memory.used + need > memory.maxmemory and not await self.redis.exists(
+            keys.sending(sending_id)
+        ):
+            raise RedisFull(
+                f"Redis is out of memory for this sending ({memory.describe()}; its "
+                f"{expected} recipients need about {redis_safety.mib(need)}): nothing of it "
+                f"was queued; {ROOM}",
+                used=memory.used,
+                maxmemory=memory.maxmemory,
+            )
+        return True
+
+    def _chunks(
+        self, items: Iterable[Item]
+    ) -> Iterator[tuple[list[tuple[int, Record]], list[Entry]]]:
+        """``items`` a chunk (``BULKSEND_CHUNK_SIZE`` recipients) at a time: the records
+        and the entries (one per recipient with something to send or report)."""
         batch: list[tuple[int, Record]] = []
         entries: list[Entry] = []
         for index, record, entry in items:
@@ -273,15 +385,125 @@ class Producer:
             if entry is not None:
                 entries.append(entry)
             if len(batch) == self.settings.chunk_size:
-                if screen is not None:
-                    batch, entries = await self._screen(sending_id, screen, batch, entries, fresh)
-                jobs += await self._enqueue(sending_id, str(n), batch, entries)
-                batch, entries, n = [], [], n + 1
+                yield batch, entries
+                batch, entries = [], []
         if batch:
+            yield batch, entries
+
+    async def _submit_once(
+        self,
+        sending_id: str,
+        job: SendJob,
+        spec: dict[str, Any],
+        content_digest: str,
+        items: Iterable[Item],
+        careful: bool,
+        written: _Written,
+    ) -> None:
+        """One try: claim the id, write chunk after chunk, then open the sending.
+        Streaming, each chunk's job goes on the queue once it is written; ``careful``,
+        the jobs wait for the last chunk (module docstring)."""
+        fresh = await self.store.create_sending(sending_id, job.kind, spec, content_digest)
+        written.created = written.created or fresh
+        written.existed = written.existed or not (fresh or written.created)
+        screen = suppression.list_for_kind(job.kind)
+        jobs = 0
+        ready: list[str] = []  # careful: the chunks written whose jobs wait
+        for n, (batch, entries) in enumerate(self._chunks(items)):
             if screen is not None:
                 batch, entries = await self._screen(sending_id, screen, batch, entries, fresh)
-            jobs += await self._enqueue(sending_id, str(n), batch, entries)
+            written.recipients = max(written.recipients, batch[-1][0] + 1)
+            if careful:
+                if await self._write(sending_id, str(n), batch, entries):
+                    ready.append(str(n))
+            else:
+                jobs += await self._enqueue(sending_id, str(n), batch, entries)
+                written.queued = written.queued or jobs > 0
+        if careful:
+            jobs = await self._enqueue_written(sending_id, ready, written)
         await self.store.open(sending_id, jobs)
+
+    async def _enqueue_written(self, sending_id: str, names: list[str], written: _Written) -> int:
+        """A careful submit's last step: every chunk is written, now their jobs. Redis is
+        asked for the jobs' room first, so that a full Redis is found before the first
+        job goes on the queue: after it a worker may be sending, and nothing can be
+        taken back. Returns the jobs enqueued."""
+        if not names:
+            return 0
+        memory = await redis_safety.read_memory(self.redis)
+        room = memory.maxmemory - memory.used if memory is not None and memory.limited else None
+        if room is not None and len(names) * JOB_BYTES > room:
+            # What Redis itself would answer a moment later, with a job already queued.
+            raise OutOfMemoryError(f"no room for {len(names)} chunk jobs")
+        for name in names:
+            await chunks.enqueue(self.redis, sending_id, name, expires_s=self._job_expires_s)
+            written.queued = True
+        return len(names)
+
+    async def _full(self, sending_id: str, spec: Mapping[str, Any], written: _Written) -> RedisFull:
+        """Redis refused a write at ``maxmemory``: take back what can be and say what is left.
+
+        A sending this call created, with no job on the queue, is deleted whole (no
+        worker has seen it), and so is nothing at all when the refused write was the
+        first. One that was there before (a resubmission) or has a job queued (a worker
+        may be sending it) is left: the same idempotency key submitted again finishes
+        it, and if nobody does, the sweeper opens it with what was recorded after
+        ``BULKSEND_STALE_SUBMIT_AFTER``."""
+        removed = written.created and not written.queued
+        if removed:
+            await self._forget(sending_id, spec, written.recipients)
+        try:
+            memory = await redis_safety.read_memory(self.redis)
+        except RedisError:
+            memory = None
+        numbers = f" ({memory.describe()})" if memory is not None and memory.limited else ""
+        if written.queued:
+            what = (
+                f"sending {sending_id} was queued in part; submit it again with the same "
+                "idempotency key once Redis has room, to finish it"
+            )
+        elif written.existed:
+            what = (
+                f"sending {sending_id}, from an earlier submit with this idempotency key, "
+                "was left as it was; submit it again with the same key once Redis has room"
+            )
+        else:
+            what = f"nothing of sending {sending_id} was queued; {ROOM}"
+        used = memory.used if memory is not None else None
+        limit = memory.maxmemory if memory is not None else None
+        return RedisFull(f"Redis is out of memory{numbers}: {what}", used=used, maxmemory=limit)
+
+    async def _forget(self, sending_id: str, spec: Mapping[str, Any], recipients: int) -> None:
+        """Delete everything a submit of this sending wrote: its hash, its results and
+        chunks, its breakdown, its place in the listings, the campaign index and the
+        sweeper's set (deleting is allowed at ``maxmemory``). Its queued recipients leave
+        ``/metrics``' gauge too; the counters of final statuses (those rejected at
+        submit) only ever go up, and keep them."""
+        redis: Any = self.redis  # redis-py types results as ``Awaitable[T] | T``
+        sending_key = keys.sending(sending_id)
+        total, queued = await redis.hmget(sending_key, ["total", "n:queued"])
+        count = max(int(total or 0), recipients)
+        buckets = [
+            keys.results_prefix(sending_id) + str(bucket)
+            for bucket in range((count + keys.RESULTS_BUCKET - 1) // keys.RESULTS_BUCKET)
+        ]
+        campaign = campaign_of(spec)
+        async with redis.pipeline(transaction=False) as pipe:
+            # DEL, not UNLINK: the memory must be free when the next write comes.
+            pipe.delete(sending_key, keys.chunks(sending_id), keys.breakdown(sending_id))
+            for start in range(0, len(buckets), 1000):
+                pipe.delete(*buckets[start : start + 1000])
+            pipe.zrem(keys.SENDINGS, sending_id)
+            pipe.srem(keys.ACTIVE, sending_id)
+            if campaign is not None:
+                pipe.zrem(keys.CAMPAIGNS, keys.campaign_member(campaign, sending_id))
+            await pipe.execute()
+        if queued is not None and int(queued) > 0:
+            field = keys.metrics_field(keys.METRICS_RECIPIENTS, str(spec["kind"]), "queued")
+            try:
+                await redis.hincrby(keys.METRICS, field, -int(queued))
+            except ResponseError as exc:  # still full: the gauge is off by that many
+                log.warning("sending %s: /metrics keeps %s queued: %s", sending_id, queued, exc)
 
     async def _screen(
         self,
@@ -326,17 +548,24 @@ class Producer:
     def _job_expires_s(self) -> float:
         return float(self.settings.result_ttl_days * 86400)
 
+    async def _write(
+        self, sending_id: str, chunk: str, records: list[tuple[int, Record]], entries: list[Entry]
+    ) -> bool:
+        """Record a chunk's recipients and entries; whether it has a job to enqueue (a
+        recipient to send)."""
+        await self.store.add_recipients(sending_id, records)
+        if not entries:
+            return False
+        await chunks.save(self.redis, sending_id, chunk, entries)
+        # Entries with nothing queued are kept for the report (an import's refused rows).
+        return any(record["status"] == "queued" for _, record in records)
+
     async def _enqueue(
         self, sending_id: str, chunk: str, records: list[tuple[int, Record]], entries: list[Entry]
     ) -> int:
-        """Record a chunk's recipients and entries, then enqueue its job; returns jobs
-        enqueued (0 or 1)."""
-        await self.store.add_recipients(sending_id, records)
-        if not entries:
+        """Record a chunk (``_write``), then enqueue its job; returns jobs enqueued (0 or 1)."""
+        if not await self._write(sending_id, chunk, records, entries):
             return 0
-        await chunks.save(self.redis, sending_id, chunk, entries)
-        if all(record["status"] != "queued" for _, record in records):
-            return 0  # kept for the report (an import's refused rows), nothing to send
         await chunks.enqueue(self.redis, sending_id, chunk, expires_s=self._job_expires_s)
         return 1
 
@@ -420,7 +649,7 @@ class Producer:
         def items() -> Iterable[Item]:
             return _recipients(job.kind, ((to, {"sub": sub}) for to, sub in members))
 
-        return await self._submit(job, content, items, idempotency_key)
+        return await self._submit(job, content, items, idempotency_key, expected=len(members))
 
     async def group_stand_in(self, group: str, kind: str) -> str | None:
         """One member's address (for validating a group sending's model), or None."""

@@ -23,7 +23,10 @@ class Settings(BaseSettings):
 
     # --- Redis -------------------------------------------------------------
     redis_url: str | None = Field(
-        None, description="Redis to use; unset starts an embedded redis-server under data_dir"
+        None,
+        description="Redis to use (redis://, rediss://, or redis+sentinel://[:password@]"
+        "host:port[,host:port]/master[/db]); unset starts an embedded redis-server under "
+        "data_dir",
     )
     data_dir: str = Field(".bulksend", description="Embedded Redis data and AOF directory")
     queue_name: str = Field("bulksend:queue", description="arq queue name")
@@ -158,6 +161,13 @@ class Settings(BaseSettings):
         None,
         description="The secret in /hooks/dlr/{secret} and /hooks/events/{secret}; unset: "
         "the hooks answer 404",
+    )
+
+    # --- logs (bulksend/logs.py) ------------------------------------------------
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="How every role logs: text, or json (one object a line on stderr: ts, "
+        "level, logger, message, sending and chunk ids; never recipient data)",
     )
 
     # --- sandbox --------------------------------------------------------------

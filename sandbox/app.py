@@ -33,6 +33,12 @@ Inspection (a contract tests and benchmarks rely on: README → "Sandbox")::
     GET  /_sandbox/stats                         counters, see sandbox.state
     POST /_sandbox/reset                         {"ok": true}
     GET  /_sandbox/messages?channel=sms&limit=N  {"channel", "count", "messages": [...]}
+    GET  /_sandbox/arrivals?channel=sms&window=W {"channel", "count", "recipients",
+                                                 "largest", "arrivals": [[t, n], ...]}: each
+                                                 accepting request's arrival time and
+                                                 recipients; with ``window`` (seconds) also
+                                                 "busiest": {"seconds", "recipients", "start"},
+                                                 see sandbox.state
     GET  /_sandbox/faults                        fault injection, see sandbox.faults
     POST /_sandbox/faults                        replace it ({} clears; reset clears too)
     GET  /_sandbox/notifications                 DLRs and events sent after the 202, see
@@ -53,7 +59,7 @@ app's shutdown cancels what is still pending.
 
 A request to a channel goes through, outermost first:
 
-1. counting (every request counts, whatever the answer);
+1. counting (every request counts, whatever the answer) and its arrival time;
 2. Basic auth (401 / 103), so that faults only ever hit authenticated requests;
 3. ``layers`` — wrappers of the async handler below, in order: first fault
    injection (``sandbox.faults``), then any given to ``create_app``. A ``Layer``
@@ -79,6 +85,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -199,10 +206,14 @@ def _channel_handler(channel: Channel, state: SandboxState) -> Handler:
         if not isinstance(body, dict):
             error = ApiError(125)
             return json_response(error.body, error.status)
+        stats = state.channels[channel.name]
+        before = stats.recipients
         try:
-            status, payload = channel.handle(body, state)
+            status, payload = channel.handle(body, state)  # synchronous: nothing interleaves
         except ApiError as error:
             return json_response(error.body, error.status)
+        if stats.recipients > before:
+            stats.arrived(request.state.arrived_at, stats.recipients - before)
         return json_response(payload, status)
 
     return handler
@@ -285,6 +296,8 @@ def _mail_list(book: MailBook) -> Handler:
 
 def _counted(channel: Resource, state: SandboxState, handler: Handler) -> Handler:
     async def endpoint(request: Request) -> Response:
+        # First thing, before auth, fault latency and the body: the door's clock.
+        request.state.arrived_at = time.time()
         stats = state.channels[channel.name]
         stats.requests += 1
         response = await handler(request)
@@ -395,6 +408,31 @@ def create_app(settings: Settings | None = None, *, layers: Sequence[Layer] = ()
         found = state.messages_json(channel, min(limit, MAX_MESSAGES))
         return json_response({"channel": channel, "count": len(found), "messages": found})
 
+    async def arrivals(request: Request) -> Response:
+        channel = request.query_params.get("channel", sms.NAME)
+        if channel not in state.channels:
+            return _error(404, 404, f"unknown channel {channel!r}")
+        stats = state.channels[channel]
+        found = stats.arrivals_json()
+        body: dict[str, Any] = {
+            "channel": channel,
+            "count": len(found),
+            "recipients": sum(stats.arrived_recipients),
+            "largest": max(stats.arrived_recipients, default=0),
+            "arrivals": found,
+        }
+        raw = request.query_params.get("window")
+        if raw is not None:
+            try:
+                seconds = float(raw)
+            except ValueError:
+                seconds = 0.0
+            if not 0 < seconds < float("inf"):
+                return _error(400, 400, "window must be a positive number of seconds")
+            recipients, start = stats.busiest(seconds)
+            body["busiest"] = {"seconds": seconds, "recipients": recipients, "start": start}
+        return json_response(body)
+
     async def blacklisted(request: Request) -> Response:
         notifier.flush()  # the entries the queued messages' decisions add
         return json_response(blocked.all_json())
@@ -403,6 +441,7 @@ def create_app(settings: Settings | None = None, *, layers: Sequence[Layer] = ()
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/messages", messages, methods=["GET"]),
+        Route("/_sandbox/arrivals", arrivals, methods=["GET"]),
         Route("/_sandbox/faults", faults.endpoint, methods=["GET", "POST"]),
         Route("/_sandbox/notifications", notifier.endpoint, methods=["GET", "POST"]),
         Route("/_sandbox/notifications/decisions", notifier.decisions_endpoint, methods=["GET"]),

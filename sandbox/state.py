@@ -20,6 +20,18 @@ what the provider saw across all workers, e.g. a rate limit: in any window of W
 seconds, at most R × W recipients plus one call. The recipients of one request
 share one time and one number.
 
+Arrivals (``GET /_sandbox/arrivals?channel=sms``): per channel, one ``[t, n]`` for
+each request that accepted someone, in ``requestNo`` order (entry ``i`` is request
+``i + 1``): ``t`` the ``time.time()`` at which the request reached the channel's
+route — before authentication, fault latency and reading its body, the moment a
+provider's front door would count it for its rate limit — and ``n`` the recipients
+it had accepted. Kept for every request (16 bytes each, in two arrays) rather than
+sampled from the bounded message list, so that a benchmark of millions of
+recipients can still check a rate limit over its whole run. With ``window=W`` the
+route also says the most recipients that arrived in any W seconds (``busiest``):
+a limit of R per second allows R × W plus one call, and the sandbox's one clock
+makes that a count, not a timing.
+
 Identity is kept as a 64-bit hash of (recipient, content) to bound memory at millions of
 recipients; a false duplicate needs a hash collision (negligible below ~10^8).
 Ids (message, campaign, sending) are never reused in one process, even across
@@ -39,6 +51,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from array import array
 from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -98,6 +111,9 @@ class ChannelStats:
     duplicate_samples: list[dict[str, Any]] = field(default_factory=list)
     messages: deque[Message] = field(default_factory=lambda: deque(maxlen=MAX_MESSAGES))
     requests_accepting: int = 0  # requests that accepted recipients: the last requestNo
+    # One entry per accepting request (see "Arrivals" above): when it arrived, how many.
+    arrived_at: array[float] = field(default_factory=lambda: array("d"))
+    arrived_recipients: array[int] = field(default_factory=lambda: array("q"))
 
     def accept(self, message: Message, content: str | None = None) -> None:
         """Count one accepted recipient (hot path: keep it small).
@@ -116,6 +132,33 @@ class ChannelStats:
         else:
             self.seen.add(key)
         self.messages.append(message)
+
+    def arrived(self, at: float, recipients: int) -> None:
+        """Log one accepting request: when it reached the route, how many it accepted."""
+        self.arrived_at.append(at)
+        self.arrived_recipients.append(recipients)
+
+    def arrivals_json(self) -> list[list[float | int]]:
+        """Every ``[t, n]`` logged, oldest first."""
+        return [[t, n] for t, n in zip(self.arrived_at, self.arrived_recipients, strict=True)]
+
+    def busiest(self, seconds: float) -> tuple[int, float | None]:
+        """The most recipients that arrived within any ``seconds`` (a window
+        ``[t, t + seconds)``) and that window's ``t``; ``(0, None)`` when none arrived.
+
+        A window holding the most starts at an arrival, so trying each arrival as a
+        start, with a running sum, finds it in one pass over the sorted log.
+        """
+        calls = sorted(zip(self.arrived_at, self.arrived_recipients, strict=True))
+        best, best_start, inside, end = 0, None, 0, 0
+        for start, recipients in calls:
+            while end < len(calls) and calls[end][0] < start + seconds:
+                inside += calls[end][1]
+                end += 1
+            if inside > best:
+                best, best_start = inside, start
+            inside -= recipients
+        return best, best_start
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from jobs.templating import short_link
+from sandbox.state import ChannelStats
 from tests.conftest import SANDBOX_AUTH
 
 MAILING = "/api/rest/mailing"
@@ -320,6 +321,106 @@ async def test_concurrent_requests_are_numbered_in_acceptance_order(
     by_sending = {m["sendingId"]: m["requestNo"] for m in messages}
     assert len(by_sending) == 20
     assert {a.json()["sendingId"] for a in answers} == set(by_sending)
+
+
+async def arrivals(client: httpx.AsyncClient, channel: str) -> list[list[float]]:
+    response = await client.get("/_sandbox/arrivals", params={"channel": channel})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["channel"] == channel
+    assert body["count"] == len(body["arrivals"])
+    logged: list[list[float]] = body["arrivals"]
+    return logged
+
+
+async def test_arrivals_log_each_accepting_request_by_request_number(
+    sandbox: httpx.AsyncClient,
+) -> None:
+    """One [arrival time, recipients accepted] per request that accepted someone, in
+    requestNo order; refused requests and other channels' are not in it."""
+    before = time.time()
+    assert (await sandbox.post(MAILING, json=email(to=[ANN, BOB]))).status_code == 202
+    assert (await sandbox.post(MAILING, json=email(to=["invalidEmail"]))).status_code == 400
+    assert (await sandbox.post(MAILING, json=email(to=["invalidEmail", ANN]))).status_code == 207
+    assert (await sandbox.post(VOICE, json=voice())).status_code == 202
+    after = time.time()
+
+    mails = await arrivals(sandbox, "email")
+    assert [n for _, n in mails] == [2, 1]
+    assert before <= mails[0][0] <= mails[1][0] <= after
+    messages = await sent(sandbox, "email")
+    for message in messages:  # entry i is request i + 1; it arrived before it was accepted
+        arrived, _ = mails[message["requestNo"] - 1]
+        assert arrived <= message["receivedAt"]
+    assert [n for _, n in await arrivals(sandbox, "voice")] == [1]
+    assert await arrivals(sandbox, "sms") == []
+
+    assert (await sandbox.post("/_sandbox/reset")).status_code == 200
+    assert await arrivals(sandbox, "email") == []
+    assert (await sandbox.post(MAILING, json=email())).status_code == 202
+    assert [n for _, n in await arrivals(sandbox, "email")] == [1]
+
+
+async def test_arrivals_of_concurrent_requests_add_up_to_the_recipients(
+    sandbox: httpx.AsyncClient,
+) -> None:
+    bodies = [voice(to=[f"3466655{i:04d}", OTHER][: 1 + i % 2]) for i in range(20)]
+    answers = await asyncio.gather(*(sandbox.post(VOICE, json=body) for body in bodies))
+    assert all(answer.status_code == 202 for answer in answers)
+    logged = await arrivals(sandbox, "voice")
+    assert len(logged) == 20
+    assert sum(n for _, n in logged) == (await channel_stats(sandbox, "voice"))["recipients"] == 30
+    by_request: dict[int, int] = {}
+    for message in await sent(sandbox, "voice"):
+        by_request[message["requestNo"]] = by_request.get(message["requestNo"], 0) + 1
+    assert [n for _, n in logged] == [by_request[i + 1] for i in range(20)]
+
+
+async def test_arrivals_of_an_unknown_channel_is_404(sandbox: httpx.AsyncClient) -> None:
+    response = await sandbox.get("/_sandbox/arrivals", params={"channel": "fax"})
+    assert response.status_code == 404
+    assert error_of(response)["code"] == 404
+
+
+@pytest.mark.parametrize("window", ["0", "-1", "x", "nan", "inf"])
+async def test_arrivals_window_must_be_positive_seconds(
+    sandbox: httpx.AsyncClient, window: str
+) -> None:
+    response = await sandbox.get("/_sandbox/arrivals", params={"window": window})
+    assert response.status_code == 400
+    assert "window" in error_of(response)["description"]
+
+
+async def test_arrivals_busiest_window_over_http(sandbox: httpx.AsyncClient) -> None:
+    empty = (await sandbox.get("/_sandbox/arrivals", params={"window": "1"})).json()
+    assert empty["busiest"] == {"seconds": 1.0, "recipients": 0, "start": None}
+    assert (empty["count"], empty["recipients"], empty["largest"]) == (0, 0, 0)
+    for to in ([GOOD, OTHER], [GOOD]):
+        assert (await sandbox.post(VOICE, json=voice(to=to))).status_code == 202
+    body = (
+        await sandbox.get("/_sandbox/arrivals", params={"channel": "voice", "window": "60"})
+    ).json()
+    assert (body["count"], body["recipients"], body["largest"]) == (2, 3, 2)
+    assert body["busiest"] == {"seconds": 60.0, "recipients": 3, "start": body["arrivals"][0][0]}
+    assert "busiest" not in (await sandbox.get("/_sandbox/arrivals")).json()
+
+
+def test_busiest_window_counts_recipients_in_any_window_of_its_width() -> None:
+    stats = ChannelStats()
+    # Logged in acceptance order, which may differ from arrival order.
+    for at, recipients in [(10.0, 5), (10.5, 5), (10.2, 1), (11.0, 7), (11.4, 2), (13.0, 50)]:
+        stats.arrived(at, recipients)
+    assert stats.busiest(1.0) == (50, 13.0)  # one call alone can be the most
+    assert stats.busiest(0.5) == (50, 13.0)
+    assert stats.busiest(1.5) == (50, 13.0)
+    assert stats.busiest(2.0) == (52, 11.4)  # [11.4, 13.4)
+    assert stats.busiest(3.5) == (70, 10.0)  # everything
+    small = ChannelStats()
+    for at, recipients in [(0.0, 3), (0.9, 3), (1.0, 3), (1.95, 3)]:
+        small.arrived(at, recipients)
+    assert small.busiest(1.0) == (6, 0.0)  # [t, t + 1): 1.0 is not in the first window
+    assert small.busiest(1.0000001) == (9, 0.0)
+    assert ChannelStats().busiest(1.0) == (0, None)
 
 
 # --- email ---------------------------------------------------------------------------

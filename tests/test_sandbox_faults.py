@@ -319,6 +319,20 @@ async def test_latency_config_and_counters(sandbox: httpx.AsyncClient) -> None:
     assert (await faults(sandbox))["injected"]["latency"] == 1
 
 
+async def test_arrival_is_logged_before_the_added_latency(sandbox: httpx.AsyncClient) -> None:
+    """The arrivals log has when a request reached the door, the messages when it was
+    accepted: the latency lies between them (a lower bound, the sandbox's own clock)."""
+    await configure(sandbox, {"latency_ms": 300})
+    assert (await sandbox.post(SMS, json=sms(GOOD, OTHER))).status_code == 202
+    logged = (await sandbox.get("/_sandbox/arrivals")).json()  # sms unless told
+    assert logged["channel"] == "sms"
+    [[arrived, recipients]] = logged["arrivals"]
+    assert recipients == 2
+    received = {m["receivedAt"] for m in await messages(sandbox)}
+    assert len(received) == 1
+    assert received.pop() - arrived >= 0.25
+
+
 async def test_ambiguous_is_accepted_but_answered_too_late(
     sandbox_url: str, sandbox: httpx.AsyncClient
 ) -> None:

@@ -8,7 +8,8 @@ middlewares, outermost first — ``TokenAuth`` (who may call what), then
 before a byte of its body is read. Errors become answers in ``web.errors`` and
 nowhere else. The lifespan opens one producer (one Redis pool) per process;
 it does not wait for Redis, so the process comes up and ``/readyz`` says 503
-until Redis answers.
+until Redis answers. A Redis that answers at start and evicts keys is refused
+before that (``_refuse_unsafe_redis``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from jobs import connection, redis_safety
 from jobs.producer import Producer
 from jobs.settings import Settings
 from web import account, dashboard, enqueue, hooks, imports, ops, sendings, suppressions
@@ -58,9 +62,28 @@ def _guards_itself(path: str) -> bool:
     return dashboard.owns(path) or path.startswith(hooks.PREFIX)
 
 
+def _refuse_unsafe_redis(settings: Settings) -> None:
+    """``serve``'s start: a Redis that answers and evicts keys is refused here with one
+    line (``UnsafeRedis``, a ``ConfigurationError``: the CLI's exit 78), before uvicorn
+    runs, whose lifespan failures come out as tracebacks. One that does not answer is
+    not waited for: the process comes up, and ``/readyz`` checks the policy each time
+    it is asked. A synchronous client with short timeouts, once, before any loop."""
+    if not settings.redis_url:
+        return
+    client = connection.sync_client(settings.redis_url)
+    try:
+        redis_safety.check_sync(client, connection.display(settings.redis_url))
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        return
+    finally:
+        client.close()
+
+
 def create_app(settings: Settings) -> Starlette:
-    """The app for ``settings``; ``ConfigurationError`` without ``BULKSEND_API_TOKEN``."""
+    """The app for ``settings``; ``ConfigurationError`` without ``BULKSEND_API_TOKEN``,
+    and ``UnsafeRedis`` when Redis answers and evicts keys."""
     token = require_token(settings)
+    _refuse_unsafe_redis(settings)
     routes: list[ApiRoute] = [
         *enqueue.routes(),
         *hooks.routes,
@@ -89,6 +112,9 @@ def create_app(settings: Settings) -> Starlette:
                 announcing.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await announcing
+            sink: hooks.EventSink | None = getattr(app.state, "event_sink", None)
+            if sink is not None:  # its last batch's counting (/metrics) is not cut off
+                await sink.close()
             await producer.close()
 
     app = Starlette(

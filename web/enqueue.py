@@ -93,7 +93,7 @@ def _route(channel: Channel) -> ApiRoute:
         content=Content("application/json", Accepted),
         body=Content("application/json", channel.model),
         params=(IDEMPOTENCY_KEY,),
-        errors=(400, 409, 413, 422),
+        errors=(400, 409, 413, 422, 507),
         headers={"Location": "/v1/sendings/{id}"},
     )
     path = f"/v1/{channel.kind}"

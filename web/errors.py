@@ -15,6 +15,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,8 +26,11 @@ from jobs.errors import (
     ConfigurationError,
     IdempotencyConflict,
     InvalidJob,
+    RedisFull,
     SendingNotFound,
+    UnsafeRedis,
 )
+from jobs.redis_safety import is_out_of_memory
 
 __all__ = [
     "DESCRIPTIONS",
@@ -101,6 +105,8 @@ STATUS_CODES: Final[dict[type[BaseException], int]] = {
     IdempotencyConflict: 409,
     RedisConnectionError: 503,
     RedisTimeoutError: 503,
+    UnsafeRedis: 503,  # a Redis that evicts keys: not ready (/readyz), as if it were away
+    RedisFull: 507,  # Insufficient Storage: Redis is at its maxmemory
     ConfigurationError: 500,
     BulksendError: 500,
 }
@@ -114,7 +120,8 @@ DESCRIPTIONS: Final[dict[int, str]] = {
     409: "the Idempotency-Key was used before with a different body",
     413: "the body is larger than BULKSEND_API_MAX_BODY_MB",
     422: "bad input, refused whole; nothing was queued",
-    503: "Redis does not answer",
+    503: "Redis does not answer, or its maxmemory-policy evicts keys (the reason says which)",
+    507: "Redis is out of memory (its maxmemory): refused whole, nothing was queued",
 }
 
 # Which part of the request an HTTP-level refusal (Starlette's own) is about.
@@ -158,6 +165,16 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     return _json(exc.status_code, detail, dict(exc.headers or {}))
 
 
+async def _on_redis_refusal(request: Request, exc: Exception) -> Response:
+    """A command Redis refused. At ``maxmemory`` (a write outside a submit, which has its
+    own ``RedisFull``): 507 in the same shape. Anything else is a bug: raised again for
+    the 500 below, and its traceback in the log."""
+    if not is_out_of_memory(exc):
+        raise exc
+    full = RedisFull("Redis is out of memory (maxmemory): refused; make room in Redis and retry")
+    return error_response(full)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     """A bug: 500 in the same shape, saying nothing of it (its traceback goes to the log)."""
     return _json(500, ErrorDetail(field=None, reason="internal error", code=None))
@@ -168,5 +185,6 @@ EXCEPTION_HANDLERS: Final = {
     BulksendError: _on_error,
     RedisConnectionError: _on_error,
     RedisTimeoutError: _on_error,
+    ResponseError: _on_redis_refusal,
     HTTPException: _on_http_error,
 }

@@ -119,7 +119,7 @@ route: Final = ApiRoute(
         content=Content("application/json", Accepted),
         body=Content("multipart/form-data", FORM_SCHEMA),
         params=(IDEMPOTENCY_KEY,),
-        errors=(400, 409, 413, 422),
+        errors=(400, 409, 413, 422, 507),
         headers={"Location": "/v1/sendings/{id}"},
     ),
 )

@@ -1,11 +1,13 @@
 """What operators and their tools poll: liveness, readiness and metrics.
 
 ``/healthz`` says only that the process answers (restart it if not);
-``/readyz`` that it can do its work — Redis answers PING — so a load balancer
-sends it nothing while Redis is away (the process starts without Redis for
-that reason). ``/metrics`` is rendered by ``web.metrics`` (Prometheus text, read
-from Redis, so every replica answers the same); it is imported when first
-asked for, and until that module exists the route says so with a 503.
+``/readyz`` that it can do its work — Redis answers, and its maxmemory-policy
+never evicts a key (``jobs.redis_safety``) — so a load balancer sends it nothing
+while Redis is away or would lose work (the process starts without Redis for
+that reason, and a Redis that comes up evicting is found here, each time).
+``/metrics`` is rendered by ``web.metrics`` (Prometheus text, read from Redis,
+so every replica answers the same); it is imported when first asked for, and
+until that module exists the route says so with a 503.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from jobs import connection, redis_safety
+from jobs.errors import UnsafeRedis
 from jobs.settings import Settings
 from web import context
 from web.errors import error_response
@@ -43,11 +47,20 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready: Redis answers ``INFO memory`` (one round trip, as PING was) with a policy
+    that keeps every key; 503 with the reason otherwise."""
+    redis = context.producer(request).redis
     try:
         async with asyncio.timeout(READY_TIMEOUT_S):
-            await context.producer(request).redis.ping()
+            memory = await redis_safety.read_memory(redis)
+            if memory is None:  # INFO not permitted: that it answers is all we can know
+                await redis.ping()
     except (RedisError, TimeoutError, OSError):
         return error_response(RedisConnectionError())
+    where = connection.display(context.settings(request).redis_url)
+    problem = redis_safety.eviction_problem(memory, where) if memory is not None else None
+    if problem is not None:
+        return error_response(UnsafeRedis(problem))
     return JSONResponse(Health(status="ready").model_dump())
 
 
@@ -88,7 +101,7 @@ def routes(settings: Settings) -> list[ApiRoute]:
             methods=["GET"],
             name="readyz",
             doc=Doc(
-                summary="Readiness: Redis answers PING",
+                summary="Readiness: Redis answers, and never evicts a key (maxmemory-policy)",
                 answer="ready",
                 content=health,
                 errors=(503,),

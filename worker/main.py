@@ -16,10 +16,9 @@ import logging
 from typing import Any
 
 from arq import Worker
-from arq.connections import RedisSettings
 from arq.worker import func
 
-from jobs import codec
+from jobs import codec, connection, redis_safety
 from jobs.accounts import AccountGate, account_id
 from jobs.chunks import CHUNK_FUNCTION
 from jobs.errors import ConfigurationError
@@ -42,8 +41,12 @@ log = logging.getLogger("bulksend.worker")
 
 
 async def startup(ctx: dict[str, Any]) -> None:
+    """Refuse a Redis that evicts keys before anything runs (``jobs.redis_safety``: the
+    ``UnsafeRedis`` goes up through ``Worker.run`` to the CLI's one line and exit code),
+    then put the worker's clients together."""
     settings: Settings = ctx["settings"]
     redis = ctx["redis"]
+    await redis_safety.check(redis, connection.display(settings.redis_url))
     provider = ProviderClient(
         settings.provider_url,
         settings.provider_auth,
@@ -110,7 +113,7 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
     options: dict[str, Any] = dict(
         functions=[func(send_chunk, name=CHUNK_FUNCTION, max_tries=ARQ_MAX_TRIES)],
         queue_name=settings.queue_name,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_settings=connection.redis_settings(settings.redis_url),  # Sentinel too
         on_startup=startup,
         on_shutdown=shutdown,
         ctx={"settings": settings},
@@ -131,11 +134,24 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
 
 
 def run(settings: Settings | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # arq logs every job's arguments at INFO. Ours carry no recipient any more,
-    # but personal data stays out of the logs by rule: our own lines name
-    # sendings, not people.
-    logging.getLogger("arq.worker").setLevel(logging.WARNING)
+    """Run one worker until SIGTERM/SIGINT: it drains (module docstring), then returns.
+
+    Logs as ``BULKSEND_LOG_FORMAT`` says (``bulksend.logs``, which also keeps arq's
+    INFO lines, every job's arguments, out: our own lines name sendings, not people)."""
+    from bulksend import logs
+    from jobs.errors import BulksendError
+
+    settings = settings or get_settings()
+    logs.configure(settings.log_format)
     worker = build_worker(settings)
     log.info("worker started on queue %s", worker.queue_name)
-    worker.run()
+    try:
+        worker.run()
+    except BulksendError:
+        raise  # refused at start (e.g. a Redis that evicts): the CLI's one line and exit code
+    except Exception:
+        # arq's own loop failed (e.g. its health-check write refused by a full Redis): a
+        # log line (JSON too) rather than a bare traceback; exit 1 for a restart.
+        log.critical("worker failed on queue %s; exiting", worker.queue_name, exc_info=True)
+        raise SystemExit(1) from None
+    log.info("worker stopped on queue %s", worker.queue_name)

@@ -96,7 +96,7 @@ async def _sending(
         )
         await redis.hset(keys.sending(sending_id), "interrupted", note)
         await store.open(sending_id, len(names))
-        log.error("sending %s: %s", sending_id, note)
+        log.error("sending %s: %s", sending_id, note, extra={"sending": sending_id})
         report["interrupted"] += 1
     settled_key = keys.settled_chunks(sending_id)
     settled = {n.decode() for n in await redis.smembers(settled_key)}
@@ -123,7 +123,12 @@ async def _sending(
             for r in records
         )
         if stranded and await chunks.enqueue(redis, sending_id, name, expires_s=expires_s):
-            log.warning("sending %s chunk %s had no job; enqueued again", sending_id, name)
+            log.warning(
+                "sending %s chunk %s had no job; enqueued again",
+                sending_id,
+                name,
+                extra={"sending": sending_id, "chunk": name},
+            )
             report["enqueued"] += 1
 
 

@@ -268,7 +268,10 @@ async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
     spec = await w.spec(sending_id)
     if entries is None or spec is None:
         log.warning(
-            "sending %s chunk %s has no record (expired?); nothing to do", sending_id, chunk
+            "sending %s chunk %s has no record (expired?); nothing to do",
+            sending_id,
+            chunk,
+            extra={"sending": sending_id, "chunk": chunk},
         )
         return {"missing": 1}
     raw = await w.store.load_raw(sending_id, [e.index for e in entries])
@@ -336,6 +339,7 @@ async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
         len(pending) - refused,
         len(calls),
         refused,
+        extra={"sending": sending_id, "chunk": chunk},
     )
     return {"calls": len(calls), "refused": refused}
 
@@ -343,7 +347,13 @@ async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
 async def _park(w: WorkerContext, run: ChunkRun, chunk: str, stop: Stop) -> dict[str, int]:
     """The account (or this channel) is stopped: wait in the parked set, not in arq."""
     if await park(w.redis, w.account, stop.scope, run.sending_id, chunk):
-        log.info("sending %s chunk %s parked: account %s", run.sending_id, chunk, stop.state)
+        log.info(
+            "sending %s chunk %s parked: account %s",
+            run.sending_id,
+            chunk,
+            stop.state,
+            extra={"sending": run.sending_id, "chunk": chunk, "scope": stop.scope},
+        )
         return {"parked": 1}
     raise Retry(defer=SOON_S)  # lifted in the meantime: go on
 
@@ -397,9 +407,19 @@ async def _attempt(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, i
         await w.redis.expire(fails_key, int(w.job_expires_s))
         if failures >= MAX_JOB_FAILURES:
             log.exception(
-                "chunk %s of %s failed %d times; recording it", chunk, sending_id, failures
+                "chunk %s of %s failed %d times; recording it",
+                chunk,
+                sending_id,
+                failures,
+                extra={"sending": sending_id, "chunk": chunk},
             )
             await _give_up(w, sending_id, chunk, f"worker error: {why}")
             return {"given_up": 1}
-        log.warning("chunk %s of %s failed (%s); retrying", chunk, sending_id, why)
+        log.warning(
+            "chunk %s of %s failed (%s); retrying",
+            chunk,
+            sending_id,
+            why,
+            extra={"sending": sending_id, "chunk": chunk},
+        )
         raise Retry(defer=_backoff(w.settings, failures)) from exc
