@@ -472,15 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             run = asyncio.run(measure(rig, checks, args))
         finally:
             rig.close()
-    result, lines = report(run)
-    print()
-    print("\n".join(lines))
-    if checks.failures:
-        print(f"\n!!! {len(checks.failures)} CHECK(S) FAILED:")
-        for failure in checks.failures:
-            print(f"!!!   {failure}")
-    print(result)
-    return 1 if checks.failures else 0
+    return throughput.conclude(*report(run), checks)
 
 
 if __name__ == "__main__":

@@ -830,7 +830,12 @@ def main(argv: list[str] | None = None) -> int:
             run = asyncio.run(measure(rig, checks, args))
         finally:
             rig.close()
-    result, lines = report(run)
+    return conclude(*report(run), checks)
+
+
+def conclude(result: str, lines: list[str], checks: Checks) -> int:
+    """Print the report, every failed check loudly, then the RESULT line; the exit
+    status (1 when a check failed)."""
     print()
     print("\n".join(lines))
     if checks.failures:

@@ -286,13 +286,19 @@ async def test_messages_view_lists_what_was_accepted(
     assert await sent(sandbox, "sms") == []
 
 
-async def test_messages_carry_when_and_by_which_request(sandbox: httpx.AsyncClient) -> None:
+async def accepting_and_refused_requests(sandbox: httpx.AsyncClient) -> tuple[float, float]:
+    """Email: one request accepting two, one refused (400), one accepting one of two (207);
+    then a voice call. Returns the clock before and after them."""
     before = time.time()
     assert (await sandbox.post(MAILING, json=email(to=[ANN, BOB]))).status_code == 202
     assert (await sandbox.post(MAILING, json=email(to=["invalidEmail"]))).status_code == 400
     assert (await sandbox.post(MAILING, json=email(to=["invalidEmail", ANN]))).status_code == 207
     assert (await sandbox.post(VOICE, json=voice())).status_code == 202
-    after = time.time()
+    return before, time.time()
+
+
+async def test_messages_carry_when_and_by_which_request(sandbox: httpx.AsyncClient) -> None:
+    before, after = await accepting_and_refused_requests(sandbox)
 
     mails = await sent(sandbox, "email")
     # Only requests that accepted someone are numbered, per channel.
@@ -338,12 +344,7 @@ async def test_arrivals_log_each_accepting_request_by_request_number(
 ) -> None:
     """One [arrival time, recipients accepted] per request that accepted someone, in
     requestNo order; refused requests and other channels' are not in it."""
-    before = time.time()
-    assert (await sandbox.post(MAILING, json=email(to=[ANN, BOB]))).status_code == 202
-    assert (await sandbox.post(MAILING, json=email(to=["invalidEmail"]))).status_code == 400
-    assert (await sandbox.post(MAILING, json=email(to=["invalidEmail", ANN]))).status_code == 207
-    assert (await sandbox.post(VOICE, json=voice())).status_code == 202
-    after = time.time()
+    before, after = await accepting_and_refused_requests(sandbox)
 
     mails = await arrivals(sandbox, "email")
     assert [n for _, n in mails] == [2, 1]
