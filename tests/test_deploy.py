@@ -135,6 +135,8 @@ def test_redis_keeps_every_job() -> None:
     redis_service = services()["redis"]
     options = redis_options(redis_service["command"])
     assert options["maxmemory-policy"] == "noeviction"  # eviction would lose jobs
+    # A ceiling, so that a full Redis refuses writes rather than being killed.
+    assert re.fullmatch(r"\d+[kmg]b", options["maxmemory"])
     assert options["appendonly"] == "yes"
     assert options["appendfsync"] == "everysec"
     assert int(options["hash-max-listpack-value"]) >= keys.RESULTS_VALUE_BYTES
