@@ -60,7 +60,6 @@ import asyncio
 import re
 import signal
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -348,10 +347,11 @@ class Run:
     limited: dict[int, Sending] = field(default_factory=dict)
     join_leave: JoinLeave | None = None
     limit: float = 0.0
+    phases: str = "ABC"
 
 
 async def measure(rig: ScaleRig, checks: Checks, args: argparse.Namespace) -> Run:
-    run = Run(limit=args.limit)
+    run = Run(limit=args.limit, phases=args.phases)
 
     async def phase(what: str, coro: Any) -> Any:
         try:
@@ -427,10 +427,11 @@ def report(run: Run) -> tuple[str, list[str]]:
         for (_, what, done), (fleet, rate) in zip(join.events, join.segments, strict=False):
             lines.append(f"  from '{what}' ({done:,} accepted): {fleet}, {rate:,.0f}/s")
     one_call = max((s.largest for s in run.limited.values()), default=0)
+    joined = "skipped" if "C" not in run.phases else "ok" if join and join.ok else "FAILED"
     result = (
         f"RESULT scale_2w={scale_2w:.2f} scale_4w={scale_4w:.2f} "
         f"limited_rate={limited_rate:.0f} limit={run.limit:.0f} max_window={max_window} "
-        f"join_leave={'ok' if join and join.ok else 'FAILED'} "
+        f"join_leave={joined} "
         f"rate_1w={one.rate if one else float('nan'):.0f} one_call={one_call}"
     )
     return result, lines
@@ -453,25 +454,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    about = (
+        f" (latency {LATENCY_MS} ms) · workers: chunks of {args.chunk}, "
+        f"{args.connections} connection(s), {JOBS_PER_CONNECTION * args.connections} jobs"
+    )
 
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # run the finally blocks: children are stopped
+    def make(tmp: Path) -> ScaleRig:
+        return ScaleRig(tmp, args.chunk, args.connections)
 
-    signal.signal(signal.SIGTERM, terminated)
-    checks = Checks()
-    with tempfile.TemporaryDirectory(prefix="bulksend-scale-") as tmp:
-        rig = ScaleRig(Path(tmp), args.chunk, args.connections)
-        try:
-            rig.start_redis()
-            rig.start_sandbox()
-            log(
-                f"redis {rig.redis_url} · sandbox {rig.sandbox_url} (latency {LATENCY_MS} ms) · "
-                f"workers: chunks of {args.chunk}, {args.connections} connection(s), "
-                f"{JOBS_PER_CONNECTION * args.connections} jobs · logs in {tmp}"
-            )
-            run = asyncio.run(measure(rig, checks, args))
-        finally:
-            rig.close()
+    with throughput.fresh_rig("bulksend-scale-", make, about) as (rig, checks):
+        run = asyncio.run(measure(rig, checks, args))
     return throughput.conclude(*report(run), checks)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import os
 import resource
@@ -40,11 +41,11 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import httpx
 import naive  # bench/naive.py, next to this file
@@ -815,22 +816,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with fresh_rig("bulksend-bench-", Rig) as (rig, checks):
+        run = asyncio.run(measure(rig, checks, args))
+    return conclude(*report(run), checks)
+
+
+RigT = TypeVar("RigT", bound=Rig)
+
+
+@contextlib.contextmanager
+def fresh_rig(
+    prefix: str, make: Callable[[Path], RigT], about: str = ""
+) -> Iterator[tuple[RigT, Checks]]:
+    """A rig with Redis and the sandbox started in a temp dir, and the checks of the run;
+    everything is stopped on the way out, a SIGTERM to the bench included."""
 
     def terminated(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)  # run the finally blocks: children are stopped
 
     signal.signal(signal.SIGTERM, terminated)
-    checks = Checks()
-    with tempfile.TemporaryDirectory(prefix="bulksend-bench-") as tmp:
-        rig = Rig(Path(tmp))
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        rig = make(Path(tmp))
         try:
             rig.start_redis()
             rig.start_sandbox()
-            log(f"redis {rig.redis_url} · sandbox {rig.sandbox_url} · logs in {tmp}")
-            run = asyncio.run(measure(rig, checks, args))
+            log(f"redis {rig.redis_url} · sandbox {rig.sandbox_url}{about} · logs in {tmp}")
+            yield rig, Checks()
         finally:
             rig.close()
-    return conclude(*report(run), checks)
 
 
 def conclude(result: str, lines: list[str], checks: Checks) -> int:
