@@ -19,10 +19,11 @@ from functools import partial
 from typing import Any
 
 import orjson
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from bulksend.flags import FlagError, add_model_flags, model_data
-from jobs import channels
+from jobs import channels, connection
 from jobs.base import InvalidJob, SendJob, build
 from jobs.contacts import ContactImport
 from jobs.errors import (
@@ -53,6 +54,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     SendingNotFound: 2,
     IdempotencyConflict: 2,
     RedisFull: 75,
+    RedisConnectionError: 69,  # sysexits' "service unavailable"
     ConfigurationError: 78,
     TimeoutError: 3,
     BulksendError: 1,  # any other of the family
@@ -698,11 +700,15 @@ def _log_as(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    settings = get_settings()
     try:
-        settings = get_settings()
         _log_as(settings)
         code: int = args.handler(args, settings)
         return code
+    except RedisConnectionError as exc:  # a Sentinel's MasterNotFoundError too
+        where = connection.display(settings.redis_url)
+        print(f"bulksend: error: redis_url: {where} does not answer: {exc}", file=sys.stderr)
+        return EXIT_CODES[RedisConnectionError]
     except (BulksendError, TimeoutError, ResponseError) as exc:
         if isinstance(exc, ResponseError):  # a write Redis refused outside a submit
             if not is_out_of_memory(exc):

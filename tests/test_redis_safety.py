@@ -419,6 +419,25 @@ def test_the_cli_says_redis_is_full_in_one_line(
     assert "nothing of it was queued" in line
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["redis://:s3cret@127.0.0.1:{port}/0", "redis+sentinel://:s3cret@127.0.0.1:{port}/mymaster/0"],
+)
+def test_the_cli_says_redis_does_not_answer_in_one_line(env: dict[str, str], url: str) -> None:
+    """Nothing listens there: one line naming the setting, without the password; exit 69."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bulksend", "status", "s1"],
+        env={**env, "BULKSEND_REDIS_URL": url.format(port=free_port())},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 69
+    line = one_line(done.stderr)
+    assert line.startswith("bulksend: error: redis_url: redis") and "does not answer" in line
+    assert "s3cret" not in done.stderr
+
+
 # --- Sentinel --------------------------------------------------------------------------
 
 
