@@ -16,8 +16,10 @@ from jobs.errors import (
     ConfigurationError,
     IdempotencyConflict,
     InvalidJob,
+    RedisFull,
     SendingNotFound,
     UnknownChannel,
+    UnsafeRedis,
 )
 from jobs.landing import Landing
 from jobs.producer import Producer, SyncProducer
@@ -37,6 +39,7 @@ __all__ = [
     "InvalidJob",
     "Landing",
     "Producer",
+    "RedisFull",
     "SendJob",
     "SendingNotFound",
     "Settings",
@@ -44,6 +47,7 @@ __all__ = [
     "Status",
     "SyncProducer",
     "UnknownChannel",
+    "UnsafeRedis",
     "Voice",
     "VoiceAudio",
     "WhatsApp",
