@@ -278,8 +278,8 @@ local function ev_normalize(list, to)
   if list == 'mailing' then return string.lower((string.gsub(to, '^%s*(.-)%s*$', '%1'))) end
   return (string.gsub(to, '%D', ''))
 end
-local function ev_rkey(sid, idx)  -- keys.results
-  return '{keys.RESULTS}' .. sid .. ':' .. math.floor(tonumber(idx) / {keys.RESULTS_BUCKET})
+local function ev_rkey(sid, idx)  -- keys.results(sid, idx): results_prefix(sid) in Lua
+  return results_key('{keys.results_prefix("' .. sid .. '")}', idx)
 end
 local function ev_apply(sid, idx, ev)
   local rkey = ev_rkey(sid, idx)
@@ -368,7 +368,8 @@ end
 # yet, or no record names the id yet), unknown (the sending named has no such
 # recipient: expired, or never ours).
 LUA_INGEST = (
-    LUA_FUNCTIONS
+    keys.LUA_RESULTS_KEY
+    + LUA_FUNCTIONS
     + f"""
 local ttl = tonumber(ARGV[1])
 local out = {{}}

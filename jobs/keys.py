@@ -137,6 +137,19 @@ def results(sending_id: str, index: int) -> str:
     return f"{results_prefix(sending_id)}{index // RESULTS_BUCKET}"
 
 
+def all_results(sending_id: str, count: int) -> list[str]:
+    """Every results hash of a sending of ``count`` recipients (indices 0 to count - 1)."""
+    return [results(sending_id, index) for index in range(0, count, RESULTS_BUCKET)]
+
+
+# ``results`` for the Lua scripts that touch records: ``prefix`` is ``results_prefix``.
+LUA_RESULTS_KEY = f"""
+local function results_key(prefix, idx)
+  return prefix .. math.floor(tonumber(idx) / {RESULTS_BUCKET})
+end
+"""
+
+
 def chunks(sending_id: str) -> str:
     return f"bs:chunks:{sending_id}"
 

@@ -482,11 +482,7 @@ class Producer:
         redis: Any = self.redis  # redis-py types results as ``Awaitable[T] | T``
         sending_key = keys.sending(sending_id)
         total, queued = await redis.hmget(sending_key, ["total", "n:queued"])
-        count = max(int(total or 0), recipients)
-        buckets = [
-            keys.results_prefix(sending_id) + str(bucket)
-            for bucket in range((count + keys.RESULTS_BUCKET - 1) // keys.RESULTS_BUCKET)
-        ]
+        buckets = keys.all_results(sending_id, max(int(total or 0), recipients))
         campaign = campaign_of(spec)
         async with redis.pipeline(transaction=False) as pipe:
             # DEL, not UNLINK: the memory must be free when the next write comes.

@@ -197,14 +197,16 @@ _FINAL_LUA = "{" + ", ".join(f"{s}=1" for s in FINAL) + "}"
 # KEYS[5]) move in the same call as the sending's own counters: a final status counts
 # every recipient that reached it (a counter), a pending one the recipients in it now.
 _RCPT, _SEP = keys.metrics_field(keys.METRICS_RECIPIENTS, ""), keys.metrics_field("", "")
-_LUA_COUNT = f"""
-local function RKEY(idx)  -- the results hash of recipient idx (keys.results)
-  return KEYS[2] .. math.floor(tonumber(idx) / {keys.RESULTS_BUCKET})
+_LUA_COUNT = (
+    keys.LUA_RESULTS_KEY
+    + f"""
+local function RKEY(idx)  -- the results hash of recipient idx
+  return results_key(KEYS[2], idx)
 end
 local function RBUCKETS(cmd, ...)  -- cmd on each results hash of the sending
   local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
-  for b = 0, math.floor((total - 1) / {keys.RESULTS_BUCKET}) do
-    redis.call(cmd, KEYS[2] .. b, ...)
+  for idx = 0, total - 1, {keys.RESULTS_BUCKET} do  -- as keys.all_results
+    redis.call(cmd, RKEY(idx), ...)
   end
 end
 local KIND = nil
@@ -213,6 +215,7 @@ local function count(status, n)
   redis.call('HINCRBY', KEYS[5], '{_RCPT}' .. KIND .. '{_SEP}' .. status, n)
 end
 """
+)
 
 # The sending's breakdown (``keys.breakdown``, KEYS[6]) moves in the same call too,
 # counting arrivals as the metrics do: a final status with a code (rejected, failed,
@@ -632,6 +635,10 @@ class ResultStore:
         raw = await self.load_raw(sending_id, indices)
         return {i: codec.unpack(r) for i, r in raw.items()}
 
+    async def _total(self, sending_id: str) -> int:
+        """Recipients recorded: their indices are 0 to this - 1."""
+        return int(await self.redis.hget(keys.sending(sending_id), "total") or 0)
+
     async def status(self, sending_id: str) -> dict[str, Any] | None:
         return (await self.statuses([sending_id]))[0]
 
@@ -681,7 +688,7 @@ class ResultStore:
         self, sending_id: str, batch: int = 1000
     ) -> AsyncIterator[dict[str, Any]]:
         """Every recipient's record in index order (the order they were handed in)."""
-        total = int(await self.redis.hget(keys.sending(sending_id), "total") or 0)
+        total = await self._total(sending_id)
         for start in range(0, total, batch):
             indices = list(range(start, min(start + batch, total)))
             found = await self.load(sending_id, indices)
@@ -743,7 +750,7 @@ class ResultStore:
         return a few more than ``limit`` (never losing one), in index order.
         """
         needle = text.lower() if text else None
-        total = int(await self.redis.hget(keys.sending(sending_id), "total") or 0)
+        total = await self._total(sending_id)
         found: dict[int, Record] = {}
         start = max(cursor, 0)
         while start < total:
