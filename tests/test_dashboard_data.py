@@ -137,6 +137,27 @@ async def test_a_real_sending_keeps_its_breakdown_first_call_and_series(
     assert round(sum(e for _, _, e in series) * 10) == failed_calls > 0
 
 
+async def test_every_results_hash_lives_as_long_as_its_sending(redis: Any) -> None:
+    """A sending's records span several hashes (keys.RESULTS_BUCKET): done, each gets the
+    sending's lifetime; requeued, each is kept for good again."""
+    store = ResultStore(redis, ttl_seconds=3600)
+    n = 2 * keys.RESULTS_BUCKET + 1  # three hashes, the last with one record
+    await store.create_sending("s1", "sms", {"kind": "sms"}, "digest")
+    records: list[tuple[int, Record]] = [(i, {"to": f"t{i}", "status": "queued"}) for i in range(n)]
+    records[-1] = (n - 1, {"to": "last", "status": "failed"})
+    await store.add_recipients("s1", records)
+    assert await store.open("s1", 1) == "running"
+    hashes = keys.all_results("s1", n)
+    assert len(hashes) == 3 and all([await redis.exists(h) for h in hashes])
+    assert all([await redis.ttl(h) == -1 for h in hashes])
+    await store.cancel_queued("s1", list(range(n - 1)))
+    assert (await store.status("s1") or {})["state"] == "done"
+    assert all([3000 < await redis.ttl(h) <= 3600 for h in hashes])
+    back = successor((await store.load("s1", [n - 1]))[n - 1], "queued")
+    assert await store.reopen("s1", "failed", [(n - 1, back)]) == 1
+    assert all([await redis.ttl(h) == -1 for h in hashes])
+
+
 async def test_the_breakdown_counts_arrivals_and_lives_as_long_as_its_sending(
     redis: Any,
 ) -> None:
