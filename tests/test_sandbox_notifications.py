@@ -523,11 +523,17 @@ async def test_a_slow_receiver_times_out_and_is_retried(
     assert counters["given_up"] == 2 and counters["retries"] == 10
 
 
+SATURATION_S = 120  # how long the bound test waits for 64 held notifications, at most
+ANSWER_S = 60  # and for an answer while they are held
+
+
 async def test_sending_is_bounded_and_does_not_hold_answers_up(
     sandbox: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     receiver.hold = asyncio.Event()
-    await configure(sandbox, timeout_s=30, delay_s=0)
+    # Held notifications must not time out (and be retried: more on the wire, as the
+    # receiver counts them) while this test waits, however long a loaded machine takes.
+    await configure(sandbox, timeout_s=SATURATION_S + ANSWER_S + 60, delay_s=0)
     url = f"{receiver.url}/dlr?s=%s"
     numbers = [f"3466{i:07d}" for i in range(100)]
     await send(sandbox, SMS, sms(*numbers, notificationUrl=url))
@@ -535,10 +541,10 @@ async def test_sending_is_bounded_and_does_not_hold_answers_up(
     async def saturated() -> bool:
         return receiver.in_flight >= 64
 
-    await wait_until(saturated, 120)  # a loaded machine may take its time; never a hang
+    await wait_until(saturated, SATURATION_S)  # a loaded machine may take its time
     # Answered while 64 notifications hang: were answers held up by them, this would
     # wait for ``hold`` forever (the guard turns that into a failure, not a hang).
-    await asyncio.wait_for(send(sandbox, SMS, sms()), 60)
+    await asyncio.wait_for(send(sandbox, SMS, sms()), ANSWER_S)
     assert not receiver.hold.is_set()
     await asyncio.sleep(0.2)
     assert receiver.in_flight == 64  # never more on the wire
