@@ -254,7 +254,14 @@ class Counters:
 
 
 class Run:
-    """What one generation of background work holds; a reset starts another."""
+    """What one generation of background work holds; a reset starts another.
+
+    Its HTTP client is its own too: a reset cancels senders in the middle of their
+    requests, and whatever that leaves in a connection pool (a connection still counted
+    as in use, idle ones to receivers long gone) must not take a place among the next
+    generation's ``CONCURRENCY`` connections. (Seen: a full test run's bound test found
+    one sender of 64 waiting for a connection for minutes, while the pool was shared.)
+    """
 
     def __init__(self) -> None:
         self.counters = Counters()
@@ -267,14 +274,30 @@ class Run:
         self.wake = asyncio.Event()  # a note was pushed on the heap
         self.planned = asyncio.Event()  # a batch was queued
         self.tasks: list[asyncio.Task[None]] = []
+        self.client: httpx.AsyncClient | None = None
 
     def push(self, due: float, note: Note) -> None:
         heapq.heappush(self.heap, (due, next(self.order), note))
         self.wake.set()
 
     def cancel(self) -> None:
+        """Cancel every task; the client is closed once they are done (in the background:
+        a reset answers at once)."""
         for task in self.tasks:
             task.cancel()
+        if self.client is not None:
+            closing = asyncio.ensure_future(self.close(self.tasks, self.client))
+            _CLOSING.add(closing)
+            closing.add_done_callback(_CLOSING.discard)
+            self.client = None
+
+    @staticmethod
+    async def close(tasks: list[asyncio.Task[None]], client: httpx.AsyncClient) -> None:
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await client.aclose()
+
+
+_CLOSING: set[asyncio.Future[None]] = set()  # runs' clients being closed (kept referenced)
 
 
 def _minute(seconds: float) -> str:
@@ -322,7 +345,6 @@ class Notifier:
 
     def __init__(self, blacklist: Blacklist) -> None:
         self._blacklist = blacklist
-        self._client: httpx.AsyncClient | None = None
         self._run = Run()
         self.reset()
 
@@ -507,12 +529,8 @@ class Notifier:
     # --- sending --------------------------------------------------------------------
 
     def _start(self, run: Run) -> None:
-        if self._client is None:
-            limits = httpx.Limits(
-                max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY
-            )
-            self._client = httpx.AsyncClient(limits=limits, trust_env=False)
-        client = self._client
+        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        client = run.client = httpx.AsyncClient(limits=limits, trust_env=False)
         run.tasks = [
             asyncio.create_task(self._planner(run)),
             asyncio.create_task(self._scheduler(run)),
@@ -577,13 +595,9 @@ class Notifier:
                 note.next = None
 
     async def close(self) -> None:
-        """The app's shutdown: cancel everything, close the client."""
-        tasks = self._run.tasks
+        """The app's shutdown: cancel everything, close every client."""
         self._run.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await asyncio.gather(*_CLOSING, return_exceptions=True)
 
 
 def _json(body: Any, status: int = 200) -> Response:
