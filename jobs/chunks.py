@@ -25,9 +25,12 @@ from jobs import codec, keys
 CHUNK_FUNCTION = "send_chunk"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
-    """One recipient of a chunk: its index in the sending, address, per-recipient params."""
+    """One recipient of a chunk: its index in the sending, address, per-recipient params.
+
+    Not frozen, though nothing changes one: a frozen dataclass is built three times
+    slower, and a run builds a thousand of them per chunk."""
 
     index: int
     to: str
@@ -52,6 +55,17 @@ async def save(redis: Any, sending_id: str, chunk: str, entries: Iterable[Entry]
 async def load(redis: Any, sending_id: str, chunk: str) -> list[Entry] | None:
     raw = await redis.hget(keys.chunks(sending_id), chunk)
     return decode(raw) if raw is not None else None
+
+
+async def note_settled(redis: Any, sending_id: str, chunk: str, *, expires_s: float) -> None:
+    """Every recipient of the chunk is final: the sweeper need not decode it again
+    (``worker.sweeper``). A final record leaves its state only by a requeue, which
+    clears every note of its sending in the same step (``ResultStore.reopen``)."""
+    key = keys.settled_chunks(sending_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.sadd(key, chunk)
+        pipe.expire(key, int(expires_s))
+        await pipe.execute()
 
 
 async def names(redis: Any, sending_id: str) -> list[str]:

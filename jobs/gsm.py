@@ -8,6 +8,7 @@ pipeline must know both numbers before it spends money. Tables are data: see
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -64,8 +65,21 @@ def transliterate(text: str) -> str:
     return text.translate(TRANSLITERATION)
 
 
+# Texts made only of characters that cost one (a GSM basic table; no astral character
+# in UCS-2), as a regex: most texts are, and one C-speed match prices them all.
+_ONES = {
+    **{
+        enc: re.compile(f"[{re.escape(''.join(sorted(basic)))}]*")
+        for enc, (basic, _) in CHARSETS.items()
+    },
+    "utf-16": re.compile("[^\U00010000-\U0010ffff]*"),
+}
+
+
 def _costs(text: str, encoding: Encoding) -> list[int] | None:
     """Cost of each character (septets or UTF-16 units), None if not encodable."""
+    if _ONES[encoding].fullmatch(text):
+        return [1] * len(text)
     if encoding == "utf-16":
         return [2 if ord(ch) > 0xFFFF else 1 for ch in text]
     basic, extension = CHARSETS[encoding]

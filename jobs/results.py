@@ -99,12 +99,36 @@ EXPECT_QUEUED = "q"
 EXPECT_PENDING = ""
 
 
-def expect_exact(raw: bytes) -> bytes:
-    return b"=" + raw
+def expect_exact(raw: bytes, status: str = "") -> bytes:
+    """The record must still be exactly ``raw`` (whose status is ``status``, if known)."""
+    return b"=" + status.encode() + b" " + raw
 
 
-def expect_run(token: str) -> str:
-    return "@" + token
+def expect_run(token: str, claimed: bytes = b"") -> bytes:
+    """The record must be run ``token``'s; ``claimed``, what it wrote when it claimed the
+    recipient, lets the script compare bytes instead of decoding the record."""
+    return b"@" + token.encode() + b" " + claimed
+
+
+def _tally_of(record: Record) -> tuple[str, int, str]:
+    """What a final record adds to its sending's breakdown (``_LUA_TALLY``): the field,
+    the SMS parts (-1: none), and the message id to link (``''``: none). A record that
+    is not final adds nothing; nor does one the script is told nothing about."""
+    status = record["status"]
+    if status == "accepted":
+        parts, encoding, mid = record.get("parts"), record.get("encoding"), record.get("id")
+        link = mid if isinstance(mid, str) else ""
+        if type(parts) is int and isinstance(encoding, str):
+            return f"accepted:{encoding}", parts, link
+        return "", -1, link
+    if status in ("cancelled", "suppressed") or status in PENDING:
+        return "", -1, ""
+    code = record.get("code")
+    if type(code) is int or isinstance(code, str):
+        return f"code:{code}", -1, ""
+    if isinstance(code, float):
+        return f"code:{code:.14g}", -1, ""  # as Lua 5.1's tostring
+    return "code:none", -1, ""
 
 
 def successor(old: Record, status: str, **fields: Any) -> Record:
@@ -220,32 +244,33 @@ end
 # The sending's breakdown (``keys.breakdown``, KEYS[6]) moves in the same call too,
 # counting arrivals as the metrics do: a final status with a code (rejected, failed,
 # unknown, expired) adds to ``code:<code>`` (``none`` without one), an accepted SMS to
-# ``parts:<encoding>`` and ``accepted:<encoding>``. A record is decoded only for that.
+# ``parts:<encoding>`` and ``accepted:<encoding>``. The field is named by whoever
+# wrote the record (``_tally_of`` for ``ResultStore.record``), so no record is decoded
+# to count it; ``tally_rec`` decodes one only where Lua built it itself.
 # Written once per call (``write_tally``); a key made after the sending was given its
 # lifetime (a late answer) takes the sending's.
 _LUA_TALLY = f"""
 local FINAL = {_FINAL_LUA}
-local UNCODED = {{accepted=1, cancelled=1, suppressed=1}}
 local TALLY = {{}}
-local function tally(status, rec)
-  if not FINAL[status] or (UNCODED[status] and status ~= 'accepted') then return nil end
+local function tally(field, parts)  -- parts < 0: none to add
+  if field == '' then return end
+  TALLY[field] = (TALLY[field] or 0) + 1
+  if parts >= 0 then
+    local pfield = 'parts:' .. string.sub(field, 10)  -- 'accepted:<encoding>'
+    TALLY[pfield] = (TALLY[pfield] or 0) + parts
+  end
+end
+local function tally_rec(status, rec)
+  if not FINAL[status] or status == 'cancelled' or status == 'suppressed' then return end
   local r = cmsgpack.unpack(rec)
-  local field
   if status == 'accepted' then
     local parts, enc = r['parts'], r['encoding']
-    if type(parts) ~= 'number' or type(enc) ~= 'string' then return r end
-    TALLY['parts:' .. enc] = (TALLY['parts:' .. enc] or 0) + parts
-    field = 'accepted:' .. enc
+    if type(parts) == 'number' and type(enc) == 'string' then tally('accepted:' .. enc, parts) end
+  elseif type(r['code']) == 'number' or type(r['code']) == 'string' then
+    tally('code:' .. tostring(r['code']), -1)
   else
-    local code = r['code']
-    if type(code) == 'number' or type(code) == 'string' then
-      field = 'code:' .. tostring(code)
-    else
-      field = 'code:none'  -- absent, or cjson.null
-    end
+    tally('code:none', -1)  -- absent, or cjson.null
   end
-  TALLY[field] = (TALLY[field] or 0) + 1
-  return r
 end
 local function write_tally()
   if next(TALLY) == nil then return end
@@ -258,7 +283,7 @@ end
 
 # Shared Lua prelude: KEYS[1] the sending, KEYS[2] its results' key prefix (RKEY
 # names the hash of one recipient: ``keys.results``), KEYS[3] the
-# active set, KEYS[5] the metrics, KEYS[6] the breakdown. ``move`` writes one
+# active set, KEYS[5] the metrics, KEYS[6] the breakdown, KEYS[7] the settled chunks. ``move`` writes one
 # recipient's new record if the CAS condition holds. Counter changes are summed in
 # DELTA (and arrivals in a final status in REACHED) and written once per call, with
 # ``first_call_at`` the first time a recipient goes on the wire (claimed
@@ -266,10 +291,14 @@ end
 # message id is linked to it (``ev_link``: the id's recipient, and the events that
 # came before it, applied now — ``jobs.events``) while something receives
 # notifications (``keys.HOOKS``): without a receiver a link is memory for nothing.
-# expect: '=' .. raw  the record is exactly raw (and not final)
-#         '@' .. run  the record is that run's: sending, or unknown (late answer)
+# expect: '=' .. status .. ' ' .. raw  the record is exactly raw (and not final);
+#             status is raw's, or '' for a move that did not read it
+#         '@' .. run .. ' ' .. claimed  the record is that run's: sending, or unknown
+#             (late answer); claimed is what that run wrote when it claimed, or ''
 #         'q'         the record is queued
 #         ''          the record is pending
+# A record is decoded only when the expectation does not say what it holds: a run's
+# own moves, the bulk of all moves, compare bytes and never unpack them.
 _LUA_LINKS = f"""
 local LINKING = nil
 local function LINKS()  -- a receiver of notifications runs (keys.HOOKS): link the ids
@@ -285,29 +314,46 @@ _LUA_MOVE = (
     + """
 local DELTA, REACHED, CALLED = {}, {}, false
 local CANCELLED = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
-local function move(idx, new, rec, expect)
+local TAGS = {}
+local function RUN_TAG(run)  -- a record's 'run' field holding run, as MessagePack bytes
+  TAGS[run] = TAGS[run] or (cmsgpack.pack('run') .. cmsgpack.pack(run))
+  return TAGS[run]
+end
+local function move(idx, new, rec, expect, tfield, tparts, mid)
   local cur = redis.call('HGET', RKEY(idx), idx)
   if not cur then return 0 end
   local kind = string.sub(expect, 1, 1)
-  if kind == '=' and cur ~= string.sub(expect, 2) then return 0 end
-  local r = cmsgpack.unpack(cur)
-  local old = r['status']
-  if kind == '@' then
-    if r['run'] ~= string.sub(expect, 2) then return 0 end
-    if old == 'unknown' then
-      if not FINAL[new] or new == 'unknown' then return 0 end
-    elseif old ~= 'sending' then return 0 end
-  else
-    if FINAL[old] then return 0 end
-    if kind == 'q' and old ~= 'queued' then return 0 end
+  local old, r = nil, nil
+  if kind == '=' or kind == '@' then
+    local sp = string.find(expect, ' ', 2, true)
+    local said, was = string.sub(expect, 2, sp - 1), string.sub(expect, sp + 1)
+    if kind == '=' then
+      if cur ~= was then return 0 end
+      if said ~= '' then old = said end  -- the writer knew what it replaced
+    elseif was ~= '' and cur == was and string.find(was, RUN_TAG(said), 1, true) then
+      old = 'sending'  -- exactly what this run claimed (its token in its 'run' field)
+    else
+      r = cmsgpack.unpack(cur)
+      if r['run'] ~= said then return 0 end
+      old = r['status']
+      if old == 'unknown' then
+        if not FINAL[new] or new == 'unknown' then return 0 end
+      elseif old ~= 'sending' then return 0 end
+    end
   end
+  if old == nil then
+    r = r or cmsgpack.unpack(cur)
+    old = r['status']
+    if FINAL[old] and kind ~= '@' then return 0 end
+    if kind == 'q' and old ~= 'queued' then return 0 end
+  elseif kind == '=' and FINAL[old] then return 0 end
   if CANCELLED then
     if new == 'sending' then return 0 end
     if new == 'queued' then
       local n = cmsgpack.unpack(rec)
       n['status'] = 'cancelled'
       n['description'] = 'sending cancelled'
-      new, rec = 'cancelled', cmsgpack.pack(n)
+      new, rec, tfield = 'cancelled', cmsgpack.pack(n), ''
     end
   end
   redis.call('HSET', RKEY(idx), idx, rec)
@@ -316,9 +362,9 @@ local function move(idx, new, rec, expect)
     DELTA[new] = (DELTA[new] or 0) + 1
     if FINAL[new] then
       REACHED[new] = (REACHED[new] or 0) + 1
-      local r = tally(new, rec)
+      if tfield == nil then tally_rec(new, rec) else tally(tfield, tparts) end
       if new == 'accepted' and LINKS() then
-        local mid = r['id']
+        if mid == nil then mid = cmsgpack.unpack(rec)['id'] end
         if type(mid) == 'string' and mid ~= '' then
           ev_link(redis.call('HGET', KEYS[1], 'id'), idx, mid, tonumber(ARGV[2]))
         end
@@ -362,14 +408,14 @@ end
 """
 )
 
-# ARGV: now, ttl, then a MessagePack array of [index, status, record, expect] (strings).
-# Returns the indices that moved.
+# ARGV: now, ttl, then a MessagePack array of [index, status, record, expect, tally
+# field, parts, message id] (``ResultStore.record``). Returns the indices that moved.
 _LUA_RECORD = (
     _LUA_MOVE
     + """
 local applied = {}
 for _, u in ipairs(cmsgpack.unpack(ARGV[3])) do
-  if move(u[1], u[2], u[3], u[4]) == 1 then applied[#applied + 1] = u[1] end
+  if move(u[1], u[2], u[3], u[4], u[5], u[6], u[7]) == 1 then applied[#applied + 1] = u[1] end
 end
 flush(ARGV[1])
 settle(ARGV[1], ARGV[2])
@@ -395,7 +441,7 @@ for _, item in ipairs(cmsgpack.unpack(ARGV[2])) do
   if redis.call('HSETNX', RKEY(idx), idx, rec) == 1 then
     counts[status] = (counts[status] or 0) + 1
     added = added + 1
-    tally(status, rec)
+    tally_rec(status, rec)
   end
 end
 write_tally()
@@ -463,6 +509,7 @@ if moved > 0 then
   RBUCKETS('PERSIST')
   redis.call('PERSIST', KEYS[4])
   redis.call('PERSIST', KEYS[6])
+  redis.call('DEL', KEYS[7])  -- chunks noted settled hold these again (chunks.note_settled)
 end
 return moved
 """
@@ -493,7 +540,7 @@ return moved
 )
 
 
-def _batch(items: Sequence[tuple[str | bytes, ...]]) -> bytes:
+def _batch(items: Sequence[tuple[Any, ...]]) -> bytes:
     """Many recipients' arguments as one MessagePack array: a script argument each would
     cost the Redis client more than everything else a recipient costs the worker."""
     return codec.pack(items)
@@ -520,6 +567,7 @@ class ResultStore:
             keys.chunks(sending_id),
             keys.METRICS,
             keys.breakdown(sending_id),
+            keys.settled_chunks(sending_id),
         ]
 
     async def create_sending(
@@ -567,15 +615,24 @@ class ResultStore:
         return state.decode() if isinstance(state, bytes) else str(state)
 
     async def record(
-        self, sending_id: str, updates: Iterable[tuple[int, Record, str | bytes]]
+        self,
+        sending_id: str,
+        updates: Iterable[tuple[int, Record, str | bytes]],
+        written: dict[int, bytes] | None = None,
     ) -> set[int]:
-        """Write new records where their CAS condition holds; returns the indices moved."""
-        items = [(str(i), r["status"], codec.pack(r), expect) for i, r, expect in updates]
+        """Write new records where their CAS condition holds; returns the indices moved,
+        and puts in ``written`` (if given) the bytes each moved one was written as."""
+        items, packed = [], {}
+        for i, r, expect in updates:
+            packed[i] = codec.pack(r)
+            items.append((str(i), r["status"], packed[i], expect, *_tally_of(r)))
         if not items:
             return set()
         argv: list[Any] = [now_iso(), self.ttl, _batch(items)]
-        applied = await self._record(keys=self._keys(sending_id), args=argv)
-        return {int(i) for i in applied}
+        applied = {int(i) for i in await self._record(keys=self._keys(sending_id), args=argv)}
+        if written is not None:
+            written.update((i, packed[i]) for i in applied)
+        return applied
 
     async def reopen(
         self, sending_id: str, status: Requeueable, records: Iterable[tuple[int, Record]]

@@ -157,20 +157,41 @@ def render(
     send it.
     """
 
-    def replace(match: re.Match[str]) -> str:
-        name, filt = match.group(1), match.group(2)
+    steps, tail = _steps(template)
+    out: list[str] = []
+    for literal, name, filt, written in steps:
+        out.append(literal)
         if fixed is not None and name in fixed:
-            return fixed[name]
+            out.append(fixed[name])
+            continue
         value = values.get(name)
         if value is None:
             if strict:  # the first one missing_variables would name: they go in order
                 raise UnknownVariable(name)
-            return match.group(0)
+            out.append(written)
+            continue
         text = str(value)
-        if filt is None:
-            return text
-        if filt not in filter_table:
-            raise TemplateError(f"unknown filter |{filt} on {{{name}}}")
-        return filter_table[filt](text)
+        if filt is not None:
+            if filt not in filter_table:
+                raise TemplateError(f"unknown filter |{filt} on {{{name}}}")
+            text = filter_table[filt](text)
+        out.append(text)
+    out.append(tail)
+    return "".join(out)
 
-    return PLACEHOLDER.sub(replace, template)
+
+Step = tuple[str, str, str | None, str]  # literal before, name, filter, as written
+
+
+@lru_cache(maxsize=256)
+def _steps(template: str) -> tuple[tuple[Step, ...], str]:
+    """The template cut at its placeholders, once: a sending renders one template for
+    each of its recipients, and scanning it each time was most of a render."""
+    steps: list[Step] = []
+    start = 0
+    for match in PLACEHOLDER.finditer(template):
+        steps.append(
+            (template[start : match.start()], match.group(1), match.group(2), match.group(0))
+        )
+        start = match.end()
+    return tuple(steps), template[start:]

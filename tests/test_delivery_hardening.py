@@ -331,6 +331,30 @@ async def test_the_sweeper_reads_a_finished_chunk_once(
     assert loaded == ["1"]  # chunk 0 was not read again
 
 
+async def test_a_run_that_finishes_its_chunk_notes_it_so_the_sweeper_never_decodes_it(
+    producer: Producer, fast: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run that finishes a chunk notes it: a sweep after the jobs are gone decodes
+    none of them."""
+    sending_id = await producer.submit(sms(60))  # chunks of 50: "0" and "1"
+    await drain(fast)
+    assert await statuses(producer, sending_id) == {"accepted": 60}
+    settled = await redis_of(producer).smembers(keys.settled_chunks(sending_id))
+    assert settled == {b"0", b"1"}
+    loaded: list[str] = []
+    load = chunks.load
+
+    async def counted(redis: Any, sid: str, chunk: str) -> Any:
+        loaded.append(chunk)
+        return await load(redis, sid, chunk)
+
+    monkeypatch.setattr(chunks, "load", counted)
+    for chunk in ("0", "1"):  # as after arq dropped the finished jobs' results
+        await redis_of(producer).delete(keys.arq_job(keys.chunk_job_id(sending_id, chunk)))
+    assert await sweep(producer.redis, fast, force=True) == {}
+    assert loaded == []
+
+
 async def test_a_submit_that_crashed_half_way_is_opened_and_reported_by_the_sweeper(
     producer: Producer, fast: Settings, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

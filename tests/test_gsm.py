@@ -169,3 +169,22 @@ def test_gsm_length_matches_the_codec(text: str) -> None:
 def test_utf16_length_is_code_units(text: str) -> None:
     info = gsm.analyze(text, "utf-16")
     assert info.length == len(text.encode("utf-16-le")) // 2
+
+
+_TABLES = GSM_BASIC | GSM_EXTENSION | GSM_PT_BASIC | GSM_PT_EXTENSION
+_MIXED = st.text(alphabet=st.sampled_from([*sorted(_TABLES), "é", "Ω", "😀", "中"]), max_size=200)
+
+
+@given(_MIXED)
+@settings(max_examples=300)
+def test_the_one_match_fast_path_prices_every_text_as_character_by_character(text: str) -> None:
+    """``_costs`` prices a text with one regex match when every character costs one; it
+    must agree with the tables read a character at a time, for every encoding."""
+    tables = {"gsm": (GSM_BASIC, GSM_EXTENSION), "gsm-pt": (GSM_PT_BASIC, GSM_PT_EXTENSION)}
+    for encoding, (basic, extension) in tables.items():
+        if all(ch in basic or ch in extension for ch in text):
+            expected: list[int] | None = [1 if ch in basic else 2 for ch in text]
+        else:
+            expected = None
+        assert gsm._costs(text, encoding) == expected  # type: ignore[arg-type]
+    assert gsm._costs(text, "utf-16") == [2 if ord(ch) > 0xFFFF else 1 for ch in text]

@@ -10,11 +10,10 @@ crashed half-way (the sending is opened with what was recorded, and marked
 time. Enqueueing is idempotent (a chunk's job id is fixed) and a duplicate run
 is harmless (claims are compare-and-set), so a sweep can only help.
 
-A chunk whose recipients were all final is noted (``keys.settled_chunks``) and
+A chunk whose recipients were all final is noted (``chunks.note_settled``) and
 not read again: without the note every pass decoded every finished chunk of an
-active sending, a cost that grew with the sending. The note cannot go stale: a
-final record only leaves its final state by a requeue, which puts the recipient
-in a new chunk.
+active sending, a cost that grew with the sending. The run that finishes a chunk
+notes it itself, so in the usual case the sweeper never decodes it at all.
 """
 
 from __future__ import annotations
@@ -114,8 +113,7 @@ async def _sending(
         raw = await store.load_raw(sending_id, [e.index for e in entries])
         records = [codec.unpack(r) for r in raw.values()]
         if all(r["status"] in FINAL for r in records):
-            await redis.sadd(settled_key, name)
-            await redis.expire(settled_key, int(expires_s))
+            await chunks.note_settled(redis, sending_id, name, expires_s=expires_s)
             continue
         stranded = any(
             r["status"] == "queued"

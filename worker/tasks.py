@@ -76,6 +76,9 @@ class ChunkRun:
         self.token = secrets.token_hex(6)
         self.raw = raw
         self.current: dict[int, Record] = {i: codec.unpack(r) for i, r in raw.items()}
+        self.loaded = {i: r["status"] for i, r in self.current.items()}  # the status of raw
+        self.claimed: dict[int, bytes] = {}  # what this run's claims wrote, by index
+        self.refused = False  # a write of this run found a record not as it expected
         self.come_back: float | None = None  # seconds until this chunk needs another run
         self.stop: Stop | None = None  # a stop met during this run
         self.probing: str | None = None  # the scope whose hold this run probes
@@ -101,15 +104,24 @@ class ChunkRun:
 
     def from_loaded(self, entry: Entry, status: str, **fields: Any) -> Update:
         """A move from the record as this run loaded it (CAS on its exact bytes)."""
-        expect = expect_exact(self.raw[entry.index])
+        expect = expect_exact(self.raw[entry.index], self.loaded[entry.index])
         return entry.index, self._new(entry.index, status, **fields), expect
 
     def outcome(self, entry: Entry, status: str, **fields: Any) -> Update:
         """A move of a recipient this run claimed: only while it is still this run's."""
-        return entry.index, self._new(entry.index, status, **fields), expect_run(self.token)
+        expect = expect_run(self.token, self.claimed.get(entry.index, b""))
+        return entry.index, self._new(entry.index, status, **fields), expect
 
-    async def write(self, updates: list[Update]) -> set[int]:
-        return await self.w.store.record(self.sending_id, updates)
+    async def write(
+        self, updates: list[Update], written: dict[int, bytes] | None = None
+    ) -> set[int]:
+        applied = await self.w.store.record(self.sending_id, updates, written)
+        self.refused = self.refused or len(applied) < len(updates)
+        return applied
+
+    def settled(self) -> bool:
+        """Every recipient this run loaded is final, as far as its own writes show."""
+        return not self.refused and all(r["status"] in FINAL for r in self.current.values())
 
     def _used_up(self, entry: Entry) -> bool:
         """No attempt left: too many already, or the recipient is too old to send."""
@@ -163,7 +175,7 @@ class ChunkRun:
             updates.append(
                 self.from_loaded(entry, "sending", attempts=attempts, run=self.token, until=until)
             )
-        claimed = await self.write(updates)
+        claimed = await self.write(updates, self.claimed)
         return [e for e in entries if e.index in claimed]
 
     async def _stopped(self) -> bool:
@@ -332,6 +344,8 @@ async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
         return await _park(w, run, chunk, run.stop)
     if run.come_back is not None:
         raise Retry(defer=run.come_back)
+    if run.settled():
+        await chunks.note_settled(w.redis, sending_id, chunk, expires_s=w.job_expires_s)
     log.info(
         "sending %s chunk %s: %d recipients in %d calls, %d refused before sending",
         sending_id,
@@ -368,7 +382,7 @@ async def _give_up(w: WorkerContext, sending_id: str, chunk: str, why: str) -> N
         if entry.index not in raw:
             continue
         record = codec.unpack(raw[entry.index])
-        expect = expect_exact(raw[entry.index])
+        expect = expect_exact(raw[entry.index], record["status"])
         if record["status"] == "queued":
             new = successor(record, "failed", code=INTERNAL_CODE, description=why)
         elif record["status"] == "sending" and float(record.get("until", 0)) <= now:
