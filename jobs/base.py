@@ -81,13 +81,16 @@ class SendJob(BaseModel):
             yield to, {name: values[index] for name, values in columns}
 
     def api_payload(self) -> dict[str, Any]:
-        """The JSON body for the provider, without recipients or per-recipient fields."""
-        body = self.model_dump(by_alias=True, exclude_none=True, mode="json")
-        return {
-            k: v
-            for k, v in body.items()
-            if k != "to" and not (k in self.per_recipient and isinstance(v, list))
+        """The JSON body for the provider, without recipients or per-recipient fields.
+        Those are left out of the dump, not dropped after it: serializing a hundred
+        thousand recipients' values to throw them away was a tenth of a submit."""
+        left_out = {
+            name
+            for name, info in type(self).model_fields.items()
+            if (api := info.alias or name) == "to"
+            or (api in self.per_recipient and isinstance(getattr(self, name), list))
         }
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json", exclude=left_out)
 
 
 def one_content_source(

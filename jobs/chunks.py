@@ -44,7 +44,7 @@ def encode(entries: Iterable[Entry]) -> bytes:
 def decode(raw: bytes) -> list[Entry]:
     # A chunk written before they were compressed is JSON: it starts with '['.
     text = raw if raw[:1] == b"[" else zlib.decompress(raw)
-    return [Entry(int(i), str(to), extras or {}) for i, to, extras in codec.loads(text)]
+    return [Entry(i, to, extras or {}) for i, to, extras in codec.loads(text)]
 
 
 async def save(redis: Any, sending_id: str, chunk: str, entries: Iterable[Entry]) -> None:

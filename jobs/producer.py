@@ -27,6 +27,8 @@ on the first chunk while later ones are still being written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import hashlib
 import logging
 import uuid
@@ -152,6 +154,32 @@ def _contact_rows(contact_file: ContactFile) -> Iterator[Item]:
         else:
             record = Record(to=to, status="queued", row=row.number)
         yield index, record, Entry(index, to, extras)
+
+
+_PAUSES = [0, False]  # submits running with the collector paused; was it on before them
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while submits run, on again after the last.
+
+    A submit makes a few short-lived objects per recipient, none in a cycle, so
+    reference counting frees every one; but each allocation counts towards a
+    collection, and a full one walks every live object, the caller's job of a hundred
+    thousand recipients included. That was a third of a submit's CPU (300,000
+    recipients: 2.1 s, 1.3 s paused). A cycle made meanwhile, anywhere in the process,
+    is collected once the collector is back on. A process that turned it off itself
+    keeps it off."""
+    if _PAUSES[0] == 0:
+        _PAUSES[1] = gc.isenabled()
+        gc.disable()
+    _PAUSES[0] += 1
+    try:
+        yield
+    finally:
+        _PAUSES[0] -= 1
+        if _PAUSES[0] == 0 and _PAUSES[1]:
+            gc.enable()
 
 
 @dataclass
@@ -326,16 +354,17 @@ class Producer:
         careful = await self._preflight(sending_id, need, expected)
         written = _Written()
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError)),
-                stop=stop_after_attempt(SUBMIT_TRIES),
-                wait=wait_exponential(multiplier=0.2, max=2),
-                reraise=True,
-            ):
-                with attempt:
-                    await self._submit_once(
-                        sending_id, job, spec, content_digest, items(), careful, written
-                    )
+            with _collector_paused():
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError)),
+                    stop=stop_after_attempt(SUBMIT_TRIES),
+                    wait=wait_exponential(multiplier=0.2, max=2),
+                    reraise=True,
+                ):
+                    with attempt:
+                        await self._submit_once(
+                            sending_id, job, spec, content_digest, items(), careful, written
+                        )
         except ResponseError as exc:
             if not redis_safety.is_out_of_memory(exc):
                 raise

@@ -282,12 +282,12 @@ end
 """
 
 # Shared Lua prelude: KEYS[1] the sending, KEYS[2] its results' key prefix (RKEY
-# names the hash of one recipient: ``keys.results``), KEYS[3] the
-# active set, KEYS[5] the metrics, KEYS[6] the breakdown, KEYS[7] the settled chunks. ``move`` writes one
-# recipient's new record if the CAS condition holds. Counter changes are summed in
-# DELTA (and arrivals in a final status in REACHED) and written once per call, with
-# ``first_call_at`` the first time a recipient goes on the wire (claimed
-# ``sending``) or a call's answer lands. A recipient recorded accepted with a
+# names the hash of one recipient: ``keys.results``), KEYS[3] the active set,
+# KEYS[5] the metrics, KEYS[6] the breakdown, KEYS[7] the chunks noted settled.
+# ``move`` writes one recipient's new record if the CAS condition holds. Counter
+# changes are summed in DELTA (and arrivals in a final status in REACHED) and
+# written once per call, with ``first_call_at`` the first time a recipient goes on
+# the wire (claimed ``sending``) or a call's answer lands. A recipient recorded accepted with a
 # message id is linked to it (``ev_link``: the id's recipient, and the events that
 # came before it, applied now — ``jobs.events``) while something receives
 # notifications (``keys.HOOKS``): without a receiver a link is memory for nothing.

@@ -163,7 +163,7 @@ async def test_the_breakdown_counts_arrivals_and_lives_as_long_as_its_sending(
 ) -> None:
     store = ResultStore(redis, ttl_seconds=3600)
 
-    async def move(index: int, status: str, expect: str | None = None, **fields: Any) -> None:
+    async def move(index: int, status: str, expect: bytes | None = None, **fields: Any) -> None:
         raw = (await store.load_raw("s1", [index]))[index]
         old: Record = codec.unpack(raw)
         new = successor(old, status, **fields)

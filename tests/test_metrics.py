@@ -202,7 +202,7 @@ async def test_recipient_counters_follow_every_move_of_the_result_store(
         raw = await redis.hgetall(keys.METRICS)
         return {k.decode().removeprefix("rcpt|sms|"): int(v) for k, v in raw.items() if int(v)}
 
-    async def move(index: int, status: str, expect: str | None = None, **fields: Any) -> None:
+    async def move(index: int, status: str, expect: bytes | None = None, **fields: Any) -> None:
         raw = (await store.load_raw("s1", [index]))[index]
         old: Record = (await store.load("s1", [index]))[index]
         new = successor(old, status, **fields)

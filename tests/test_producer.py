@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+from typing import Any
+
 import pytest
 from arq.jobs import Job
 
 from jobs import IdempotencyConflict, chunks, codec, keys
-from jobs.producer import Producer
+from jobs.producer import Producer, sending_id_for
 from jobs.settings import Settings
 from jobs.sms import Sms
 from tests.helpers import numbers
@@ -91,3 +95,41 @@ async def test_plus_prefixed_numbers_are_sent_without_the_plus(producer: Produce
     sending_id = await producer.submit(sms(["+34 666 555 444"], sub=[{"name": "a"}]))
     entries = await chunks.load(producer.redis, sending_id, "0")
     assert entries is not None and entries[0].to == "34666555444"
+
+
+async def test_the_cyclic_collector_is_off_while_submits_run_and_back_after(
+    producer: Producer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Overlapping submits, one of them failing: the collector is off while any runs,
+    on again after the last; a process that turned it off itself keeps it off."""
+    seen: list[bool] = []
+    real = Producer._submit_once
+    both_in = asyncio.Barrier(2)  # the two submits are inside at once
+
+    async def watched(self: Producer, *args: Any) -> None:
+        seen.append(gc.isenabled())
+        if len(seen) <= 2:  # each submit's first try waits for the other's
+            async with asyncio.timeout(10):
+                await both_in.wait()
+        await real(self, *args)
+        seen.append(gc.isenabled())
+        if args[0] == sending_id_for("fails"):
+            raise IdempotencyConflict("this one fails after writing")
+
+    monkeypatch.setattr(Producer, "_submit_once", watched)
+    assert gc.isenabled()
+    results = await asyncio.gather(
+        producer.submit(sms(numbers(3), sub=[{"name": "a"}] * 3), "fails"),
+        producer.submit(sms(numbers(3, 3), sub=[{"name": "b"}] * 3), "works"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], IdempotencyConflict), results
+    assert isinstance(results[1], str)
+    assert seen == [False] * 4
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        await producer.submit(sms(numbers(2, 6), sub=[{"name": "c"}] * 2))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
