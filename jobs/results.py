@@ -415,7 +415,9 @@ _LUA_RECORD = (
     + """
 local applied = {}
 for _, u in ipairs(cmsgpack.unpack(ARGV[3])) do
-  if move(u[1], u[2], u[3], u[4], u[5], u[6], u[7]) == 1 then applied[#applied + 1] = u[1] end
+  if move(u[1], u[2], u[3], u[4], u[5], u[6], u[7]) == 1 then
+    applied[#applied + 1] = tonumber(u[1])
+  end
 end
 flush(ARGV[1])
 settle(ARGV[1], ARGV[2])
@@ -629,7 +631,7 @@ class ResultStore:
         if not items:
             return set()
         argv: list[Any] = [now_iso(), self.ttl, _batch(items)]
-        applied = {int(i) for i in await self._record(keys=self._keys(sending_id), args=argv)}
+        applied = set(await self._record(keys=self._keys(sending_id), args=argv))
         if written is not None:
             written.update((i, packed[i]) for i in applied)
         return applied
@@ -674,12 +676,12 @@ class ResultStore:
         """The stored bytes of each record: what a compare-and-set compares against."""
         if not indices:
             return {}
-        by_hash: dict[str, list[int]] = {}
+        by_hash: dict[int, list[int]] = {}
         for i in indices:
-            by_hash.setdefault(keys.results(sending_id, i), []).append(i)
+            by_hash.setdefault(i // keys.RESULTS_BUCKET, []).append(i)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key, some in by_hash.items():
-                pipe.hmget(key, [str(i) for i in some])
+            for bucket, some in by_hash.items():
+                pipe.hmget(keys.results(sending_id, bucket * keys.RESULTS_BUCKET), some)
             rows = await pipe.execute()
         return {
             i: r
