@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -97,21 +98,35 @@ async def test_plus_prefixed_numbers_are_sent_without_the_plus(producer: Produce
     assert entries is not None and entries[0].to == "34666555444"
 
 
+class _Box:
+    """Something a weak reference can follow, put in a cycle of dicts."""
+
+    def __init__(self, inside: dict[str, Any]) -> None:
+        self.inside = inside
+
+
 async def test_the_cyclic_collector_is_off_while_submits_run_and_back_after(
     producer: Producer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Overlapping submits, one of them failing: the collector is off while any runs,
-    on again after the last; a process that turned it off itself keeps it off."""
+    on again after the last, and a cycle dropped meanwhile is still collected once a
+    chunk; a process that turned it off itself keeps it off."""
     seen: list[bool] = []
+    cycles_left: list[bool] = []
     real = Producer._submit_once
     both_in = asyncio.Barrier(2)  # the two submits are inside at once
 
     async def watched(self: Producer, *args: Any) -> None:
         seen.append(gc.isenabled())
+        cycle: dict[str, Any] = {}
+        cycle["box"] = box = _Box(cycle)  # only a collection can free the two
+        dropped = weakref.ref(box)
+        del cycle, box
         if len(seen) <= 2:  # each submit's first try waits for the other's
             async with asyncio.timeout(10):
                 await both_in.wait()
         await real(self, *args)
+        cycles_left.append(dropped() is not None)
         seen.append(gc.isenabled())
         if args[0] == sending_id_for("fails"):
             raise IdempotencyConflict("this one fails after writing")
@@ -126,6 +141,7 @@ async def test_the_cyclic_collector_is_off_while_submits_run_and_back_after(
     assert isinstance(results[0], IdempotencyConflict), results
     assert isinstance(results[1], str)
     assert seen == [False] * 4
+    assert cycles_left == [False, False]
     assert gc.isenabled()
     gc.disable()
     try:
