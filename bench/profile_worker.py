@@ -1,12 +1,21 @@
-"""A flame graph of one ``bulksend worker`` sending 100,000 SMS recipients (py-spy).
+"""Where one recipient's CPU goes, stage by stage, and a flame graph of the worker (py-spy).
 
-Redis and the sandbox run as in the benches; the sending (``sub`` per recipient)
-is submitted first, then one worker starts and ``py-spy record`` samples it at
-200 Hz until the sending is final. The SVG goes to ``docs/profile-worker.svg``
-(the README's profile), or where ``--out`` says; ``--format raw`` writes the
-collapsed stacks instead, to read as text.
+Redis and the sandbox run as in the benches. A 100,000-recipient SMS sending
+(``sub`` per recipient) is submitted first, by this process, with nothing else
+running; then one worker starts and sends it. Each stage's CPU is read from
+``/proc`` (this process's own for the submit), so the figures are what each part
+costs alone — steadier than ``bench/throughput.py``'s, where everything runs at
+once on two cores and a run varies by a tenth.
+
+With ``--format flamegraph`` (the default) ``py-spy record`` samples the worker at
+200 Hz and the SVG goes to ``docs/profile-worker.svg`` (the README's profile), or
+where ``--out`` says; ``raw`` writes the collapsed stacks instead, to read as text;
+``none`` samples nothing (py-spy pauses the worker to sample it: the CPU figures
+are then the worker's own).
 
 Run: python bench/profile_worker.py [--recipients 100000] [--out docs/profile-worker.svg]
+     [--format flamegraph|raw|none]
+(the last line is machine-readable: RESULT key=value ...)
 """
 
 from __future__ import annotations
@@ -21,27 +30,42 @@ import tempfile
 import time
 from pathlib import Path
 
+import redis as sync_redis
+
 from bulksend.redis_server import RedisServer
 from bulksend.stack import SandboxProcess, WorkerProcesses
+from jobs import keys
 from jobs.producer import Producer
 from jobs.settings import Settings
 from jobs.sms import Sms
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+QUEUE = "profile"
 
-async def profile(n: int, out: Path, fmt: str) -> float:
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+async def profile(n: int, out: Path, fmt: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
-        redis = RedisServer(Path(folder))
-        redis.start()
+        server = RedisServer(Path(folder))
+        server.start()
+        client = sync_redis.Redis.from_url(server.url)
+        assert server.process is not None
+        redis_pid = server.process.pid
         try:
             with SandboxProcess() as sandbox:
                 env = {
                     **os.environ,
-                    "BULKSEND_REDIS_URL": redis.url,
+                    "BULKSEND_REDIS_URL": server.url,
                     "BULKSEND_PROVIDER_URL": sandbox.url,
-                    "BULKSEND_QUEUE_NAME": "profile",
+                    "BULKSEND_QUEUE_NAME": QUEUE,
                 }
                 settings = Settings(
-                    redis_url=redis.url, provider_url=sandbox.url, queue_name="profile"
+                    redis_url=server.url, provider_url=sandbox.url, queue_name=QUEUE
                 )
                 producer = await Producer.connect(settings)
                 job = Sms.model_validate(
@@ -52,33 +76,64 @@ async def profile(n: int, out: Path, fmt: str) -> float:
                         "sub": [{"name": f"n{i}"} for i in range(n)],
                     }
                 )
+                redis_before, submit_before = cpu_seconds(redis_pid), time.process_time()
                 sending_id = await producer.submit(job)
+                submit_cpu = time.process_time() - submit_before
+                submit_redis = cpu_seconds(redis_pid) - redis_before
                 with WorkerProcesses(env) as workers:
-                    workers.start(1)
-                    spy = subprocess.Popen(
-                        [str(Path(sys.executable).parent / "py-spy"), "record", "-p",
-                         str(workers[0].pid), "-o", str(out), "-f", fmt, "-r", "200"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    )  # fmt: skip
+                    worker = workers.start(1)[0]
+                    while not client.exists(keys.health_check(QUEUE)):  # started: imports done
+                        await asyncio.sleep(0.01)
+                    worker_before, redis_before = cpu_seconds(worker.pid), cpu_seconds(redis_pid)
+                    spy = None
+                    if fmt != "none":
+                        spy = subprocess.Popen(
+                            [str(Path(sys.executable).parent / "py-spy"), "record", "-p",
+                             str(worker.pid), "-o", str(out), "-f", fmt, "-r", "200"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        )  # fmt: skip
                     started = time.monotonic()
-                    await producer.wait(sending_id, timeout=600, poll=0.1)
+                    await producer.wait(sending_id, timeout=600, poll=0.05)
                     seconds = time.monotonic() - started
-                    spy.send_signal(signal.SIGINT)  # py-spy writes what it has
-                    spy.wait()
+                    worker_cpu = cpu_seconds(worker.pid) - worker_before
+                    send_redis = cpu_seconds(redis_pid) - redis_before
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)  # py-spy writes what it has
+                        spy.wait()
                 await producer.close()
         finally:
-            redis.stop()
-    return seconds
+            client.close()
+            server.stop()
+    per = 1e6 / n
+    return {
+        "seconds": seconds,
+        "submit_us": submit_cpu * per,
+        "submit_redis_us": submit_redis * per,
+        "worker_us": worker_cpu * per,
+        "send_redis_us": send_redis * per,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=Path("docs/profile-worker.svg"))
-    parser.add_argument("--format", default="flamegraph", choices=["flamegraph", "raw"])
+    parser.add_argument("--format", default="flamegraph", choices=["flamegraph", "raw", "none"])
     args = parser.parse_args()
-    seconds = asyncio.run(profile(args.recipients, args.out, args.format))
-    print(f"{args.recipients:,} recipients final in {seconds:.1f}s; profile in {args.out}")
+    got = asyncio.run(profile(args.recipients, args.out, args.format))
+    where = f"; profile in {args.out}" if args.format != "none" else ""
+    print(f"{args.recipients:,} recipients final in {got['seconds']:.1f}s after the submit{where}")
+    print(
+        f"µs of CPU per recipient: submit {got['submit_us']:.1f} (producer) + "
+        f"{got['submit_redis_us']:.1f} (Redis); sending {got['worker_us']:.1f} (worker) + "
+        f"{got['send_redis_us']:.1f} (Redis)"
+    )
+    workers_redis = got["worker_us"] + got["submit_redis_us"] + got["send_redis_us"]
+    print(
+        f"RESULT submit_us={got['submit_us']:.1f} submit_redis_us={got['submit_redis_us']:.1f} "
+        f"worker_us={got['worker_us']:.1f} send_redis_us={got['send_redis_us']:.1f} "
+        f"workers_and_redis_us={workers_redis:.1f}"
+    )
     return 0
 
 
