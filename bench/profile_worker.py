@@ -34,7 +34,6 @@ import redis as sync_redis
 
 from bulksend.redis_server import RedisServer
 from bulksend.stack import SandboxProcess, WorkerProcesses
-from jobs import keys
 from jobs.producer import Producer
 from jobs.settings import Settings
 from jobs.sms import Sms
@@ -80,10 +79,12 @@ async def profile(n: int, out: Path, fmt: str) -> dict[str, float]:
                 sending_id = await producer.submit(job)
                 submit_cpu = time.process_time() - submit_before
                 submit_redis = cpu_seconds(redis_pid) - redis_before
-                with WorkerProcesses(env) as workers:
+                with WorkerProcesses(env, log_dir=Path(folder)) as workers:
                     worker = workers.start(1)[0]
-                    while not client.exists(keys.health_check(QUEUE)):  # started: imports done
-                        await asyncio.sleep(0.01)
+                    log = workers.log(0)
+                    assert log is not None
+                    while b"worker started" not in log.read_bytes():  # its imports are done
+                        await asyncio.sleep(0.005)
                     worker_before, redis_before = cpu_seconds(worker.pid), cpu_seconds(redis_pid)
                     spy = None
                     if fmt != "none":
