@@ -9,8 +9,8 @@ Per sending:
                                keep Redis's compact encoding (``results``)
 ``bs:chunks:{id}``       hash  chunk name → its entries ``[[index, to, extras], …]`` (zlib)
 ``bs:fails:{id}:{chunk}`` str  runs of that chunk that ended in an error
-``bs:settled:{id}``      set   chunks whose recipients were all final when the sweeper
-                               looked: it does not read them again
+``bs:settled:{id}``      set   chunks whose recipients were all final (noted by the run
+                               that finished them, or the sweeper): not read again
 ``bs:prepare:{id}``      str   the lock of the run preparing its calls (an import's group)
 ``bs:breakdown:{id}``    hash  what its recipients ended with, counted as they arrive:
                                ``code:<code>`` (rejected, failed, unknown, expired; ``none``
