@@ -305,6 +305,19 @@ async def test_a_crash_between_reopening_and_enqueueing_is_swept_up(
     assert await statuses(producer, sending_id) == {"accepted": 5}
 
 
+def count_chunk_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the name of every chunk anyone decodes, in order."""
+    loaded: list[str] = []
+    load = chunks.load
+
+    async def counted(redis: Any, sid: str, chunk: str) -> Any:
+        loaded.append(chunk)
+        return await load(redis, sid, chunk)
+
+    monkeypatch.setattr(chunks, "load", counted)
+    return loaded
+
+
 async def test_the_sweeper_reads_a_finished_chunk_once(
     producer: Producer, fast: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -314,14 +327,7 @@ async def test_the_sweeper_reads_a_finished_chunk_once(
     await producer.store.cancel_queued(sending_id, list(range(50)))  # chunk 0: all final
     for chunk in ("0", "1"):  # both jobs lost
         await redis_of(producer).delete(keys.arq_job(keys.chunk_job_id(sending_id, chunk)))
-    loaded: list[str] = []
-    load = chunks.load
-
-    async def counted(redis: Any, sid: str, chunk: str) -> Any:
-        loaded.append(chunk)
-        return await load(redis, sid, chunk)
-
-    monkeypatch.setattr(chunks, "load", counted)
+    loaded = count_chunk_loads(monkeypatch)
     assert await sweep(producer.redis, fast, force=True) == {"enqueued": 1}
     assert loaded == ["0", "1"]
     assert await redis_of(producer).smembers(keys.settled_chunks(sending_id)) == {b"0"}
@@ -341,14 +347,7 @@ async def test_a_run_that_finishes_its_chunk_notes_it_so_the_sweeper_never_decod
     assert await statuses(producer, sending_id) == {"accepted": 60}
     settled = await redis_of(producer).smembers(keys.settled_chunks(sending_id))
     assert settled == {b"0", b"1"}
-    loaded: list[str] = []
-    load = chunks.load
-
-    async def counted(redis: Any, sid: str, chunk: str) -> Any:
-        loaded.append(chunk)
-        return await load(redis, sid, chunk)
-
-    monkeypatch.setattr(chunks, "load", counted)
+    loaded = count_chunk_loads(monkeypatch)
     for chunk in ("0", "1"):  # as after arq dropped the finished jobs' results
         await redis_of(producer).delete(keys.arq_job(keys.chunk_job_id(sending_id, chunk)))
     assert await sweep(producer.redis, fast, force=True) == {}
