@@ -323,7 +323,7 @@ local function move(idx, new, rec, expect, tfield, tparts, mid)
   local cur = redis.call('HGET', RKEY(idx), idx)
   if not cur then return 0 end
   local kind = string.sub(expect, 1, 1)
-  local old, r = nil, nil
+  local old = nil
   if kind == '=' or kind == '@' then
     local sp = string.find(expect, ' ', 2, true)
     local said, was = string.sub(expect, 2, sp - 1), string.sub(expect, sp + 1)
@@ -333,7 +333,7 @@ local function move(idx, new, rec, expect, tfield, tparts, mid)
     elseif was ~= '' and cur == was and string.find(was, RUN_TAG(said), 1, true) then
       old = 'sending'  -- exactly what this run claimed (its token in its 'run' field)
     else
-      r = cmsgpack.unpack(cur)
+      local r = cmsgpack.unpack(cur)
       if r['run'] ~= said then return 0 end
       old = r['status']
       if old == 'unknown' then
@@ -341,10 +341,9 @@ local function move(idx, new, rec, expect, tfield, tparts, mid)
       elseif old ~= 'sending' then return 0 end
     end
   end
-  if old == nil then
-    r = r or cmsgpack.unpack(cur)
-    old = r['status']
-    if FINAL[old] and kind ~= '@' then return 0 end
+  if old == nil then  -- '=' without the status, 'q' or '': decode it
+    old = cmsgpack.unpack(cur)['status']
+    if FINAL[old] then return 0 end
     if kind == 'q' and old ~= 'queued' then return 0 end
   elseif kind == '=' and FINAL[old] then return 0 end
   if CANCELLED then
