@@ -67,9 +67,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 import throughput  # bench/throughput.py, next to this file
-from throughput import Checks, CpuMeter, Rig, cpu_groups, deadline, describe_cpu, log
+from throughput import Checks, Rig, deadline, describe_cpu, log
 
 from bulksend.stack import Process, WorkerProcesses
 from jobs.producer import Producer
@@ -193,16 +192,10 @@ async def one_sending(
     job = throughput.sms_job(throughput.people(n))
     procs = await rig.start_workers("pipeline", workers, queue)
     with procs:
-        producer = await Producer.connect(rig.producer_settings(queue))
-        try:
-            meter = CpuMeter(cpu_groups(rig, procs))
-            started = time.monotonic()
-            sending_id = await producer.submit(job)
-            status = await producer.wait(sending_id, timeout=deadline(n, 200), poll=0.05)
-            seconds = time.monotonic() - started
-            cores = meter.cores()
-        finally:
-            await producer.close()
+        sent = await throughput.send_timed(
+            rig, rig.producer_settings(queue), job, procs, deadline(n, 200)
+        )
+    status, seconds, cores = sent.status, sent.seconds, sent.cores
     checks.sending(name, status, n)
     checks.exactly_once(name, rig.sms_stats(), n)
     arrivals = rig.arrivals()
@@ -353,27 +346,20 @@ class Run:
 async def measure(rig: ScaleRig, checks: Checks, args: argparse.Namespace) -> Run:
     run = Run(limit=args.limit, phases=args.phases)
 
-    async def phase(what: str, coro: Any) -> Any:
-        try:
-            return await coro
-        except (TimeoutError, RuntimeError, httpx.HTTPError, redis.RedisError) as exc:
-            checks.expect(False, f"{what}: {type(exc).__name__}: {exc}")
-            return None
-
     for workers in FLEETS if "A" in args.phases else ():
-        found = await phase(
+        found = await checks.phase(
             f"A {workers}w", one_sending(rig, checks, args.recipients, workers, None)
         )
         if found:
             run.scaling[workers] = found
     for workers in FLEETS if "B" in args.phases else ():
-        found = await phase(
+        found = await checks.phase(
             f"B {workers}w", one_sending(rig, checks, args.recipients, workers, args.limit)
         )
         if found:
             run.limited[workers] = found
     if "C" in args.phases:
-        run.join_leave = await phase("C", join_and_leave(rig, checks, args.join_recipients))
+        run.join_leave = await checks.phase("C", join_and_leave(rig, checks, args.join_recipients))
         if run.join_leave is None:
             checks.expect(False, "C join/leave did not finish")
     return run

@@ -44,7 +44,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -358,6 +358,9 @@ class Figure:
         return self.recipients / self.seconds
 
 
+PhaseT = TypeVar("PhaseT")
+
+
 class Checks:
     """Accounting checks of every phase; failures are printed at once and at the end."""
 
@@ -376,6 +379,15 @@ class Checks:
             f"({stats['duplicates']} duplicates; samples {stats.get('duplicate_samples', [])[:3]})",
         )
 
+    async def phase(self, what: str, coro: Awaitable[PhaseT]) -> PhaseT | None:
+        """``coro``'s result; None, and a failure, if it broke off (a timeout, a worker
+        that exited, the sandbox or Redis failing): the other phases still run."""
+        try:
+            return await coro
+        except (TimeoutError, RuntimeError, httpx.HTTPError, redis.RedisError) as exc:
+            self.expect(False, f"{what}: {type(exc).__name__}: {exc}")
+            return None
+
     def sending(self, phase: str, status: dict[str, Any], n: int) -> None:
         counts = status["counts"]
         self.expect(
@@ -387,6 +399,38 @@ class Checks:
 # --- phases -------------------------------------------------------------------------
 
 
+@dataclass
+class Sent:
+    """One sending submitted in this process and waited for until final."""
+
+    status: dict[str, Any]
+    submitted: float  # seconds the submit took
+    seconds: float  # from the submit's start until the sending was final
+    producer_rss_mb: float  # this process's peak RSS once the submit returned
+    cores: dict[str, float]  # cores each group of ``cpu_groups`` used meanwhile
+    used: dict[str, float]  # CPU seconds each group used meanwhile
+
+
+async def send_timed(
+    rig: Rig, settings: Settings, job: Sms, workers: Iterable[subprocess.Popen[bytes]],
+    timeout: float,
+) -> Sent:  # fmt: skip
+    """Submit ``job`` with ``settings`` and wait until it is final, metering the CPU of
+    the sandbox, the ``workers``, Redis and this process from the submit on."""
+    producer = await Producer.connect(settings)
+    try:
+        meter = CpuMeter(cpu_groups(rig, workers))
+        started = time.monotonic()
+        sending_id = await producer.submit(job)
+        submitted = time.monotonic() - started
+        producer_rss = peak_rss_mb(os.getpid())
+        status = await producer.wait(sending_id, timeout=timeout, poll=0.05)
+        seconds = time.monotonic() - started
+        return Sent(status, submitted, seconds, producer_rss, meter.cores(), meter.seconds())
+    finally:
+        await producer.close()
+
+
 async def pipeline_phase(rig: Rig, checks: Checks, n: int, workers: int) -> Figure:
     """One ``n``-recipient sending through ``workers`` fresh worker processes."""
     name = f"pipeline, {workers} worker{'s' if workers > 1 else ''}"
@@ -396,36 +440,26 @@ async def pipeline_phase(rig: Rig, checks: Checks, n: int, workers: int) -> Figu
     job = sms_job(people(n))
     procs = await rig.start_workers("pipeline", workers, queue)
     with procs:
-        producer = await Producer.connect(rig.settings(queue))
-        try:
-            meter = CpuMeter(cpu_groups(rig, procs))
-            started = time.monotonic()
-            sending_id = await producer.submit(job)
-            submitted = time.monotonic() - started
-            producer_rss = peak_rss_mb(os.getpid())
-            status = await producer.wait(sending_id, timeout=deadline(n, 500), poll=0.05)
-            seconds = time.monotonic() - started
-            cores = meter.cores()
-            used = meter.seconds()
-        finally:
-            await producer.close()
+        sent = await send_timed(rig, rig.settings(queue), job, procs, deadline(n, 500))
         worker_rss = max(peak_rss_mb(p.pid) for p in procs)
     stats = rig.sms_stats()
-    checks.sending(name, status, n)
+    checks.sending(name, sent.status, n)
     checks.exactly_once(name, stats, n)
-    figure = Figure(name, n, seconds, worker_rss_mb=worker_rss, producer_rss_mb=producer_rss)
+    figure = Figure(
+        name, n, sent.seconds, worker_rss_mb=worker_rss, producer_rss_mb=sent.producer_rss_mb
+    )
     # The pipeline's own CPU per recipient: its workers and Redis (not the sandbox, not
     # the in-process producer of this bench).
-    figure.cpu_us_per_recipient = (used["workers"] + used["redis"]) / n * 1e6
+    figure.cpu_us_per_recipient = (sent.used["workers"] + sent.used["redis"]) / n * 1e6
     figure.notes += [
-        f"submit {submitted:.1f}s, final {seconds - submitted:.1f}s after it",
+        f"submit {sent.submitted:.1f}s, final {sent.seconds - sent.submitted:.1f}s after it",
         f"{stats['requests']:,} provider requests",
         f"worker peak RSS {worker_rss:.0f} MB",
-        f"bench (in-process producer) peak RSS {producer_rss:.0f} MB",
-        describe_cpu(cores),
+        f"bench (in-process producer) peak RSS {sent.producer_rss_mb:.0f} MB",
+        describe_cpu(sent.cores),
         f"workers + Redis {figure.cpu_us_per_recipient:.0f} µs of CPU per recipient",
     ]
-    log(f"[{name}] {figure.rate:,.0f} recipients/s in {seconds:.1f}s")
+    log(f"[{name}] {figure.rate:,.0f} recipients/s in {sent.seconds:.1f}s")
     return figure
 
 
@@ -725,14 +759,7 @@ async def measure(rig: Rig, checks: Checks, args: argparse.Namespace) -> Run:
     if "linger_ms" not in Settings.model_fields:
         run.notes.append("BULKSEND_LINGER_MS does not exist (yet): latency without micro-batching")
 
-    async def phase(what: str, coro: Any) -> Any:
-        try:
-            return await coro
-        except (TimeoutError, RuntimeError, httpx.HTTPError, redis.RedisError) as exc:
-            checks.expect(False, f"{what}: {type(exc).__name__}: {exc}")
-            return None
-
-    one = await phase("pipeline 1w", pipeline_phase(rig, checks, args.recipients, 1))
+    one = await checks.phase("pipeline 1w", pipeline_phase(rig, checks, args.recipients, 1))
     if one is not None:
         run.pipeline[1] = one
     # The two figures the ratio divides, taken in turns, ``--repeat`` times each: on a
@@ -740,8 +767,8 @@ async def measure(rig: Rig, checks: Checks, args: argparse.Namespace) -> Run:
     twos: list[Figure] = []
     limits: list[Figure] = []
     for _ in range(args.repeat):
-        two = await phase("pipeline 2w", pipeline_phase(rig, checks, args.recipients, 2))
-        limit = await phase(
+        two = await checks.phase("pipeline 2w", pipeline_phase(rig, checks, args.recipients, 2))
+        limit = await checks.phase(
             "limit", limit_phase(rig, checks, args.recipients, args.limit_concurrency)
         )
         twos += [two] if two is not None else []
@@ -749,8 +776,8 @@ async def measure(rig: Rig, checks: Checks, args: argparse.Namespace) -> Run:
     if twos:
         run.pipeline[2] = median_of(twos)
     run.limit = median_of(limits) if limits else None
-    run.naive = await phase("naive", naive_phase(rig, checks, args.naive_recipients, 2))
-    run.latency = await phase(
+    run.naive = await checks.phase("naive", naive_phase(rig, checks, args.naive_recipients, 2))
+    run.latency = await checks.phase(
         "latency", latency_phase(rig, checks, args.latency_jobs, args.latency_rate)
     )
     if args.skip_big:
@@ -758,7 +785,7 @@ async def measure(rig: Rig, checks: Checks, args: argparse.Namespace) -> Run:
     elif not available("--recipients-file"):
         checks.expect(False, "big: `bulksend send sms` has no --recipients-file (not added yet)")
     else:
-        run.big = await phase("big", big_phase(rig, checks, args.big))
+        run.big = await checks.phase("big", big_phase(rig, checks, args.big))
     return run
 
 
