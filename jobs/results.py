@@ -625,8 +625,10 @@ class ResultStore:
         and puts in ``written`` (if given) the bytes each moved one was written as."""
         items, packed = [], {}
         for i, r, expect in updates:
-            packed[i] = codec.pack(r)
-            items.append((str(i), r["status"], packed[i], expect, *_tally_of(r)))
+            rec = codec.pack(r)
+            items.append((str(i), r["status"], rec, expect, *_tally_of(r)))
+            if written is not None:  # only a claim keeps what it wrote
+                packed[i] = rec
         if not items:
             return set()
         argv: list[Any] = [now_iso(), self.ttl, _batch(items)]
