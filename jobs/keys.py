@@ -11,6 +11,10 @@ Per sending:
 ``bs:fails:{id}:{chunk}`` str  runs of that chunk that ended in an error
 ``bs:settled:{id}``      set   chunks whose recipients were all final (noted by the run
                                that finished them, or the sweeper): not read again
+``bs:flights:{id}``      hash  call id → the recipients a run put on the wire in that call,
+                               MessagePack ``[run, until, at, [index, …]]`` (``flights``)
+``bs:flying:{id}``       str   a bitmap: bit ``index`` is set while that recipient is in a
+                               flight; gone once no call of the sending is on the wire
 ``bs:prepare:{id}``      str   the lock of the run preparing its calls (an import's group)
 ``bs:breakdown:{id}``    hash  what its recipients ended with, counted as they arrive:
                                ``code:<code>`` (rejected, failed, unknown, expired; ``none``
@@ -181,6 +185,17 @@ def chunk_fails(sending_id: str, chunk: str) -> str:
 
 def settled_chunks(sending_id: str) -> str:
     return f"bs:settled:{sending_id}"
+
+
+def flights(sending_id: str) -> str:
+    """The sending's calls on the wire, one entry per call: its recipients are ``sending``
+    without a write each (``jobs.results``)."""
+    return f"bs:flights:{sending_id}"
+
+
+def flying(sending_id: str) -> str:
+    """One bit per recipient, set while it is in one of ``flights``: what a move checks."""
+    return f"bs:flying:{sending_id}"
 
 
 def chunk_job_id(sending_id: str, chunk: int | str) -> str:

@@ -525,6 +525,7 @@ class Producer:
         async with redis.pipeline(transaction=False) as pipe:
             # DEL, not UNLINK: the memory must be free when the next write comes.
             pipe.delete(sending_key, keys.chunks(sending_id), keys.breakdown(sending_id))
+            pipe.delete(keys.flights(sending_id), keys.flying(sending_id))
             for start in range(0, len(buckets), 1000):
                 pipe.delete(*buckets[start : start + 1000])
             pipe.zrem(keys.SENDINGS, sending_id)

@@ -104,10 +104,36 @@ def expect_exact(raw: bytes, status: str = "") -> bytes:
     return b"=" + status.encode() + b" " + raw
 
 
-def expect_run(token: str, claimed: bytes = b"") -> bytes:
-    """The record must be run ``token``'s; ``claimed``, what it wrote when it claimed the
-    recipient, lets the script compare bytes instead of decoding the record."""
-    return b"@" + token.encode() + b" " + claimed
+def expect_run(token: str, call: str) -> bytes:
+    """The recipient must be in run ``token``'s flight ``call``, or recorded ``unknown``
+    with that run (its call's late, certain answer)."""
+    return f"@{token} {call}".encode()
+
+
+def expect_over(call: str) -> bytes:
+    """The recipient must still be in flight ``call``, whose run died during the call."""
+    return f"!{call}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Flight:
+    """One call's recipients on the wire (``keys.flights``): the run that owns them, the
+    epoch by which its call is over, and when it claimed them."""
+
+    call: str
+    run: str
+    until: float
+    at: str
+
+
+def on_the_wire(record: Record, flight: Flight) -> Record:
+    """What a recipient in ``flight`` is: its queued record, ``sending`` in that call."""
+    attempts = int(record.get("attempts", 0)) + 1
+    return cast(
+        Record,
+        {**record, "status": "sending", "attempts": attempts, "run": flight.run,
+         "until": flight.until, "updated_at": flight.at},
+    )  # fmt: skip
 
 
 def _tally_of(record: Record) -> tuple[str, int, str]:
@@ -283,22 +309,26 @@ end
 
 # Shared Lua prelude: KEYS[1] the sending, KEYS[2] its results' key prefix (RKEY
 # names the hash of one recipient: ``keys.results``), KEYS[3] the active set,
-# KEYS[5] the metrics, KEYS[6] the breakdown, KEYS[7] the chunks noted settled.
+# KEYS[5] the metrics, KEYS[6] the breakdown, KEYS[7] the chunks noted settled,
+# KEYS[8] the flights and KEYS[9] their bitmap (``keys.flights``, ``keys.flying``).
 # ``move`` writes one recipient's new record if the CAS condition holds. Counter
 # changes are summed in DELTA (and arrivals in a final status in REACHED) and
-# written once per call, with ``first_call_at`` the first time a recipient goes on
-# the wire (claimed ``sending``) or a call's answer lands. A recipient recorded accepted with a
+# written once per call, with ``first_call_at`` the first time a call goes on the
+# wire (``_LUA_CLAIM``) or its answer lands. A recipient recorded accepted with a
 # message id is linked to it (``ev_link``: the id's recipient, and the events that
 # came before it, applied now — ``jobs.events``) while something receives
 # notifications (``keys.HOOKS``): without a receiver a link is memory for nothing.
-# expect: '=' .. status .. ' ' .. raw  the record is exactly raw (and not final);
-#             status is raw's, or '' for a move that did not read it
-#         '@' .. run .. ' ' .. claimed  the record is that run's: sending, or unknown
-#             (late answer); claimed is what that run wrote when it claimed, or ''
-#         'q'         the record is queued
-#         ''          the record is pending
-# A record is decoded only when the expectation does not say what it holds: a run's
-# own moves, the bulk of all moves, compare bytes and never unpack them.
+# expect: '=' .. status .. ' ' .. raw  the record is exactly raw, not final and not
+#             in a flight; status is raw's, or '' for a move that did not read it
+#         '@' .. run .. ' ' .. call  the recipient is in that run's flight ``call``,
+#             or, the flight gone, recorded unknown with that run (a late answer)
+#         '!' .. call  the recipient is in flight ``call``, which is over: its run
+#             died during the call (``unknown``, or ``queued`` to resend it)
+#         'q'         the record is queued and not in a flight
+#         ''          the record is pending and not in a flight
+# A recipient in a flight is still its ``queued`` record plus the flight's entry,
+# which nothing but the flight's own moves may change: so the bulk of all moves,
+# a run's answers, neither read nor decode the record they replace.
 _LUA_LINKS = f"""
 local LINKING = nil
 local function LINKS()  -- a receiver of notifications runs (keys.HOOKS): link the ids
@@ -306,56 +336,118 @@ local function LINKS()  -- a receiver of notifications runs (keys.HOOKS): link t
   return LINKING
 end
 """
+_LUA_FLIGHTS = """
+local FLIGHTS, LANDED = {}, {}  -- call → {run, until, at, indices, set} or false; its moves
+local function FLIGHT(call)
+  if FLIGHTS[call] == nil then
+    local raw = redis.call('HGET', KEYS[8], call)
+    local f = raw and cmsgpack.unpack(raw) or false
+    if f then
+      f[5] = {}
+      for _, idx in ipairs(f[4]) do f[5][idx] = true end
+    end
+    FLIGHTS[call] = f
+  end
+  return FLIGHTS[call]
+end
+local function bits(key, value, indices)  -- BITFIELD u1 over many indices; their old bits
+  local old = {}
+  for first = 1, #indices, 1000 do
+    local args = {}
+    for i = first, math.min(first + 999, #indices) do
+      if value == nil then
+        args[#args + 1], args[#args + 2], args[#args + 3] = 'GET', 'u1', indices[i]
+      else
+        args[#args + 1], args[#args + 2], args[#args + 3] = 'SET', 'u1', indices[i]
+        args[#args + 1] = value
+      end
+    end
+    for _, b in ipairs(redis.call('BITFIELD', key, unpack(args))) do old[#old + 1] = b end
+  end
+  return old
+end
+local function FLYING(idx)
+  return redis.call('GETBIT', KEYS[9], idx) == 1
+end
+local function land()  -- the moved recipients of each flight leave it; an empty one goes
+  if next(LANDED) == nil then return end
+  for call, moved in pairs(LANDED) do
+    local f, left, gone = FLIGHTS[call], {}, {}
+    for _, idx in ipairs(f[4]) do
+      if moved[idx] then gone[#gone + 1] = idx else left[#left + 1] = idx end
+    end
+    bits(KEYS[9], 0, gone)
+    if #left == 0 then
+      redis.call('HDEL', KEYS[8], call)
+    else
+      redis.call('HSET', KEYS[8], call, cmsgpack.pack({f[1], f[2], f[3], left}))
+    end
+    FLIGHTS[call] = nil
+  end
+  LANDED = {}
+  if redis.call('EXISTS', KEYS[8]) == 0 then redis.call('DEL', KEYS[9]) end
+end
+"""
 _LUA_MOVE = (
     _LUA_COUNT
     + _LUA_TALLY
     + events.LUA_FUNCTIONS
     + _LUA_LINKS
+    + _LUA_FLIGHTS
     + """
 local DELTA, REACHED, CALLED = {}, {}, false
 local CANCELLED = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
-local TAGS = {}
-local function RUN_TAG(run)  -- a record's 'run' field holding run, as MessagePack bytes
-  TAGS[run] = TAGS[run] or (cmsgpack.pack('run') .. cmsgpack.pack(run))
-  return TAGS[run]
-end
 local function move(idx, new, rec, expect, tfield, tparts, mid)
-  local cur = redis.call('HGET', RKEY(idx), idx)
-  if not cur then return 0 end
+  if new == 'sending' then return 0 end  -- only a claim puts one on the wire
   local kind = string.sub(expect, 1, 1)
-  local old = nil
-  if kind == '=' or kind == '@' then
-    local sp = string.find(expect, ' ', 2, true)
-    local said, was = string.sub(expect, 2, sp - 1), string.sub(expect, sp + 1)
+  local old, call = nil, nil
+  idx = tonumber(idx)
+  if kind == '@' or kind == '!' then
+    local run = nil
+    if kind == '@' then
+      local sp = string.find(expect, ' ', 2, true)
+      run, call = string.sub(expect, 2, sp - 1), string.sub(expect, sp + 1)
+    else
+      call = string.sub(expect, 2)
+    end
+    local f = FLIGHT(call)
+    if f and f[5][idx] and (run == nil or f[1] == run) then
+      old = 'sending'
+    elseif run == nil then
+      return 0
+    else  -- a late answer: only over ``unknown`` with that run's token
+      call = nil
+      local cur = redis.call('HGET', RKEY(idx), idx)
+      if not cur then return 0 end
+      local r = cmsgpack.unpack(cur)
+      if r['run'] ~= run or r['status'] ~= 'unknown' then return 0 end
+      if not FINAL[new] or new == 'unknown' then return 0 end
+      old = 'unknown'
+    end
+  else
+    local cur = redis.call('HGET', RKEY(idx), idx)
+    if not cur then return 0 end
     if kind == '=' then
+      local sp = string.find(expect, ' ', 2, true)
+      local said, was = string.sub(expect, 2, sp - 1), string.sub(expect, sp + 1)
       if cur ~= was then return 0 end
       if said ~= '' then old = said end  -- the writer knew what it replaced
-    elseif was ~= '' and cur == was and string.find(was, RUN_TAG(said), 1, true) then
-      old = 'sending'  -- exactly what this run claimed (its token in its 'run' field)
-    else
-      local r = cmsgpack.unpack(cur)
-      if r['run'] ~= said then return 0 end
-      old = r['status']
-      if old == 'unknown' then
-        if not FINAL[new] or new == 'unknown' then return 0 end
-      elseif old ~= 'sending' then return 0 end
     end
+    if old == nil then old = cmsgpack.unpack(cur)['status'] end
+    if FINAL[old] or (kind == 'q' and old ~= 'queued') then return 0 end
+    if FLYING(idx) then return 0 end  -- a flight's recipient: only its own moves
   end
-  if old == nil then  -- '=' without the status, 'q' or '': decode it
-    old = cmsgpack.unpack(cur)['status']
-    if FINAL[old] then return 0 end
-    if kind == 'q' and old ~= 'queued' then return 0 end
-  elseif kind == '=' and FINAL[old] then return 0 end
-  if CANCELLED then
-    if new == 'sending' then return 0 end
-    if new == 'queued' then
-      local n = cmsgpack.unpack(rec)
-      n['status'] = 'cancelled'
-      n['description'] = 'sending cancelled'
-      new, rec, tfield = 'cancelled', cmsgpack.pack(n), ''
-    end
+  if CANCELLED and new == 'queued' then
+    local n = cmsgpack.unpack(rec)
+    n['status'] = 'cancelled'
+    n['description'] = 'sending cancelled'
+    new, rec, tfield = 'cancelled', cmsgpack.pack(n), ''
   end
   redis.call('HSET', RKEY(idx), idx, rec)
+  if call ~= nil then
+    LANDED[call] = LANDED[call] or {}
+    LANDED[call][idx] = true
+  end
   if old ~= new then
     DELTA[old] = (DELTA[old] or 0) - 1
     DELTA[new] = (DELTA[new] or 0) + 1
@@ -370,10 +462,11 @@ local function move(idx, new, rec, expect, tfield, tparts, mid)
       end
     end
   end
-  if new == 'sending' or (kind == '@' and FINAL[new]) then CALLED = true end
+  if kind == '@' and FINAL[new] then CALLED = true end
   return 1
 end
 local function flush(now)
+  land()
   for status, n in pairs(DELTA) do
     if n ~= 0 then
       redis.call('HINCRBY', KEYS[1], 'n:' .. status, n)
@@ -400,6 +493,7 @@ local function settle(now, ttl)
     RBUCKETS('EXPIRE', ttl)
     redis.call('EXPIRE', KEYS[4], ttl)
     redis.call('EXPIRE', KEYS[6], ttl)
+    redis.call('DEL', KEYS[8], KEYS[9])  -- empty by now: no recipient is sending
     return 'done'
   end
   return state
@@ -421,6 +515,36 @@ end
 flush(ARGV[1])
 settle(ARGV[1], ARGV[2])
 return applied
+"""
+)
+
+# A run puts recipients on the wire: those still exactly as it loaded them (queued) and
+# in no flight join a new flight, without a write to their records; the run that owns
+# it is the only one that may move them now (``move``). None once the sending is
+# cancelled. ARGV: now, call, run, until (epoch), then a MessagePack array of [index,
+# record as loaded]. Returns the indices claimed.
+_LUA_CLAIM = (
+    _LUA_MOVE
+    + """
+local items, claimed = cmsgpack.unpack(ARGV[5]), {}
+if CANCELLED or #items == 0 then return claimed end
+local candidates = {}
+for _, item in ipairs(items) do candidates[#candidates + 1] = tonumber(item[1]) end
+local flying = bits(KEYS[9], nil, candidates)
+for i, item in ipairs(items) do
+  if flying[i] == 0 and redis.call('HGET', RKEY(item[1]), item[1]) == item[2] then
+    claimed[#claimed + 1] = candidates[i]
+  end
+end
+if #claimed > 0 then
+  bits(KEYS[9], 1, claimed)
+  local flight = cmsgpack.pack({ARGV[3], tonumber(ARGV[4]), ARGV[1], claimed})
+  redis.call('HSET', KEYS[8], ARGV[2], flight)
+  DELTA['queued'], DELTA['sending'] = -#claimed, #claimed
+  CALLED = true
+  flush(ARGV[1])
+end
+return claimed
 """
 )
 
@@ -541,6 +665,12 @@ return moved
 )
 
 
+def _bit(bitmap: bytes, offset: int) -> bool:
+    """Bit ``offset`` of a Redis bitmap (its bit 0 is the first byte's highest)."""
+    byte = offset >> 3
+    return byte < len(bitmap) and bool(bitmap[byte] & (0x80 >> (offset & 7)))
+
+
 def _batch(items: Sequence[tuple[Any, ...]]) -> bytes:
     """Many recipients' arguments as one MessagePack array: a script argument each would
     cost the Redis client more than everything else a recipient costs the worker."""
@@ -553,6 +683,7 @@ class ResultStore:
         self.redis: Any = redis
         self.ttl = ttl_seconds
         self._record = redis.register_script(_LUA_RECORD)
+        self._claim = redis.register_script(_LUA_CLAIM)
         self._add = redis.register_script(_LUA_ADD)
         self._open = redis.register_script(_LUA_OPEN)
         self._create = redis.register_script(_LUA_CREATE)
@@ -569,6 +700,8 @@ class ResultStore:
             keys.METRICS,
             keys.breakdown(sending_id),
             keys.settled_chunks(sending_id),
+            keys.flights(sending_id),
+            keys.flying(sending_id),
         ]
 
     async def create_sending(
@@ -616,26 +749,50 @@ class ResultStore:
         return state.decode() if isinstance(state, bytes) else str(state)
 
     async def record(
-        self,
-        sending_id: str,
-        updates: Iterable[tuple[int, Record, str | bytes]],
-        written: dict[int, bytes] | None = None,
+        self, sending_id: str, updates: Iterable[tuple[int, Record, str | bytes]]
     ) -> set[int]:
-        """Write new records where their CAS condition holds; returns the indices moved,
-        and puts in ``written`` (if given) the bytes each moved one was written as."""
-        items, packed = [], {}
-        for i, r, expect in updates:
-            rec = codec.pack(r)
-            items.append((str(i), r["status"], rec, expect, *_tally_of(r)))
-            if written is not None:  # only a claim keeps what it wrote
-                packed[i] = rec
+        """Write new records where their CAS condition holds; returns the indices moved."""
+        items = [
+            (str(i), r["status"], codec.pack(r), expect, *_tally_of(r)) for i, r, expect in updates
+        ]
         if not items:
             return set()
         argv: list[Any] = [now_iso(), self.ttl, _batch(items)]
-        applied = set(await self._record(keys=self._keys(sending_id), args=argv))
-        if written is not None:
-            written.update((i, packed[i]) for i in applied)
-        return applied
+        return set(await self._record(keys=self._keys(sending_id), args=argv))
+
+    async def claim(
+        self, sending_id: str, flight: Flight, loaded: Iterable[tuple[int, bytes]]
+    ) -> set[int]:
+        """Put recipients on the wire in ``flight``: each one still exactly as loaded (its
+        stored bytes) and in no other flight. Returns the indices claimed."""
+        items = [(str(i), raw) for i, raw in loaded]
+        if not items:
+            return set()
+        argv: list[Any] = [flight.at, flight.call, flight.run, flight.until, _batch(items)]
+        return set(await self._claim(keys=self._keys(sending_id), args=argv))
+
+    async def in_flight(self, sending_id: str, indices: Sequence[int]) -> dict[int, Flight]:
+        """The flight each of ``indices`` is in, if any: the bits first (one short read),
+        the flights themselves only when one of them is set."""
+        if not indices:
+            return {}
+        low, high = min(indices), max(indices)
+        span = await self.redis.getrange(keys.flying(sending_id), low // 8, high // 8)
+        base = low // 8 * 8
+        wanted = [i for i in indices if _bit(span, i - base)]
+        if not wanted:
+            return {}
+        found = await self.flights(sending_id)
+        return {i: found[i] for i in wanted if i in found}
+
+    async def flights(self, sending_id: str) -> dict[int, Flight]:
+        """Every recipient on the wire now, and its flight."""
+        found: dict[int, Flight] = {}
+        for call, raw in (await self.redis.hgetall(keys.flights(sending_id))).items():
+            run, until, at, indices = codec.unpack(raw)
+            flight = Flight(call.decode(), run, float(until), at)
+            found.update((int(i), flight) for i in indices)
+        return found
 
     async def reopen(
         self, sending_id: str, status: Requeueable, records: Iterable[tuple[int, Record]]
@@ -692,8 +849,12 @@ class ResultStore:
         }
 
     async def load(self, sending_id: str, indices: list[int]) -> dict[int, Record]:
+        """Each recipient's record as it is now: ``sending`` while in a flight."""
         raw = await self.load_raw(sending_id, indices)
-        return {i: codec.unpack(r) for i, r in raw.items()}
+        found: dict[int, Record] = {i: codec.unpack(r) for i, r in raw.items()}
+        for i, flight in (await self.in_flight(sending_id, list(found))).items():
+            found[i] = on_the_wire(found[i], flight)
+        return found
 
     async def _total(self, sending_id: str) -> int:
         """Recipients recorded: their indices are 0 to this - 1."""

@@ -26,10 +26,12 @@ from jobs.producer import Producer
 from jobs.results import (
     SCAN_STEP,
     Breakdown,
+    Flight,
     Record,
     ResultStore,
     expect_exact,
     expect_run,
+    now_iso,
     successor,
 )
 from jobs.settings import Settings
@@ -180,14 +182,13 @@ async def test_the_breakdown_counts_arrivals_and_lives_as_long_as_its_sending(
     await move(2, "rejected", code=None, description="refused at planning")
     await move(4, "expired", code=119)
     assert await first_call() is None  # nothing went on the wire
-    until = time.time() + 60
-    for index in (0, 1, 3):
-        await move(index, "sending", run="r", until=until)
+    flight = Flight("r:0", "r", time.time() + 60, now_iso())
+    assert await store.claim("s1", flight, (await store.load_raw("s1", [0, 1, 3])).items())
     first = await first_call()
     assert first is not None
-    await move(0, "accepted", expect_run("r"), parts=2, encoding="gsm")
-    await move(1, "unknown", expect_run("r"), code=-1, run="r")
-    await move(3, "failed", expect_run("r"), code=101)
+    await move(0, "accepted", expect_run("r", "r:0"), parts=2, encoding="gsm")
+    await move(1, "unknown", expect_run("r", "r:0"), code=-1, run="r")
+    await move(3, "failed", expect_run("r", "r:0"), code=101)
     await move(5, "cancelled")  # cancelled: no code
     assert await first_call() == first  # the first one stays
     assert await redis.ttl(keys.breakdown("s1")) > 3000  # done: kept as long as the sending
@@ -200,14 +201,15 @@ async def test_the_breakdown_counts_arrivals_and_lives_as_long_as_its_sending(
     assert await store.reopen("s1", "failed", [(3, back)]) == 1
     assert await redis.ttl(keys.breakdown("s1")) == -1
     assert await redis.ttl(keys.sending("s1")) == -1
-    await move(3, "sending", run="r2", until=until)
-    await move(3, "rejected", expect_run("r2"), code=None)
+    flight = Flight("r2:0", "r2", time.time() + 60, now_iso())
+    assert await store.claim("s1", flight, (await store.load_raw("s1", [3])).items())
+    await move(3, "rejected", expect_run("r2", "r2:0"), code=None)
     assert await redis.ttl(keys.breakdown("s1")) > 3000
 
     # A late answer to a sending recorded before there were breakdowns: made with the
     # sending's lifetime, not forever.
     await redis.delete(keys.breakdown("s1"))
-    await move(1, "accepted", expect_run("r"), parts=1, encoding="utf-16")
+    await move(1, "accepted", expect_run("r", "r:0"), parts=1, encoding="utf-16")
     assert await redis.ttl(keys.breakdown("s1")) > 3000
     assert await store.breakdown("s1") == Breakdown({}, {"utf-16": 1}, {"utf-16": 1})
     assert await store.breakdown("nope") == Breakdown({}, {}, {})

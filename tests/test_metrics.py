@@ -18,7 +18,17 @@ from jobs import keys
 from jobs.accounts import account_id, parked_scopes
 from jobs.contacts import ContactImport
 from jobs.producer import Producer
-from jobs.results import FINAL, Record, ResultStore, expect_exact, expect_run, successor
+from jobs.results import (
+    FINAL,
+    Flight,
+    Record,
+    ResultStore,
+    expect_exact,
+    expect_over,
+    expect_run,
+    now_iso,
+    successor,
+)
 from jobs.settings import Settings
 from jobs.sms import Sms
 from tests.helpers import drain, mixed_sms, numbers, running_worker, set_faults, wait_until
@@ -220,13 +230,12 @@ async def test_recipient_counters_follow_every_move_of_the_result_store(
         )
         assert added == 3 and await store.open("s1", 1) == "running"
         assert await counters() == {"queued": 2, "rejected": 1}
-        until = time.time() + 60
-        await move(0, "sending", run="r", until=until)
-        await move(1, "sending", run="r", until=until)
+        flight = Flight("r:0", "r", time.time() + 60, now_iso())
+        assert await store.claim("s1", flight, (await store.load_raw("s1", [0, 1])).items())
         assert await counters() == {"sending": 2, "rejected": 1}
-        await move(0, "unknown", expect_run("r"), run="r")
-        await move(0, "accepted", expect_run("r"), parts=1)  # the late, certain answer
-        await move(1, "unknown", expect_run("r"), run="r")
+        await move(0, "unknown", expect_over("r:0"), run="r")
+        await move(0, "accepted", expect_run("r", "r:0"), parts=1)  # the late, certain answer
+        await move(1, "unknown", expect_over("r:0"), run="r")
         assert await counters() == {"rejected": 1, "unknown": 2, "accepted": 1}
         back = successor((await store.load("s1", [1]))[1], "queued")
         assert await store.reopen_unknown("s1", [(1, back)]) == 1  # requeue --unknown

@@ -1,5 +1,6 @@
-"""The compare-and-set of ``ResultStore.record``: the byte comparisons a run's own moves
-take instead of decoding the record in Lua must decide exactly what decoding did."""
+"""The compare-and-set of ``ResultStore``'s flights: a claim puts recipients on the wire
+without writing their records, and the moves must decide exactly what a ``sending``
+record decided: who may record an outcome, and when another run may not touch one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,17 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from jobs.results import Record, ResultStore, expect_exact, expect_run, successor
+from jobs import keys
+from jobs.results import (
+    Flight,
+    Record,
+    ResultStore,
+    expect_exact,
+    expect_over,
+    expect_run,
+    now_iso,
+    successor,
+)
 from jobs.settings import Settings
 
 
@@ -20,8 +31,8 @@ async def store(settings: Settings) -> AsyncIterator[tuple[ResultStore, str]]:
     store = ResultStore(redis)
     sid = uuid.uuid4().hex
     await store.create_sending(sid, "sms", {"kind": "sms"}, "digest")
-    queued = [(i, Record(to=f"34660000{i:03d}", status="queued")) for i in range(4)]
-    assert await store.add_recipients(sid, queued) == 4
+    queued = [(i, Record(to=f"34660000{i:03d}", status="queued")) for i in range(70)]
+    assert await store.add_recipients(sid, queued) == 70
     assert await store.open(sid, 1) == "running"
     try:
         yield store, sid
@@ -29,14 +40,14 @@ async def store(settings: Settings) -> AsyncIterator[tuple[ResultStore, str]]:
         await redis.aclose()
 
 
-async def claim(store: ResultStore, sid: str, index: int, run: str) -> bytes:
-    """Claim recipient ``index`` for ``run`` as a chunk run does; the bytes it wrote."""
-    raw = (await store.load_raw(sid, [index]))[index]
-    new = successor((await store.load(sid, [index]))[index], "sending", run=run,
-                    until=time.time() + 60)  # fmt: skip
-    written: dict[int, bytes] = {}
-    assert await store.record(sid, [(index, new, expect_exact(raw, "queued"))], written) == {index}
-    return written[index]
+async def claim(
+    store: ResultStore, sid: str, indices: list[int], run: str, *, seconds: float = 60
+) -> str:
+    """Claim ``indices`` for ``run`` as a chunk run does, all of them; the flight's call."""
+    raw = await store.load_raw(sid, indices)
+    flight = Flight(f"{run}:{uuid.uuid4().hex[:4]}", run, time.time() + seconds, now_iso())
+    assert await store.claim(sid, flight, raw.items()) == set(indices)
+    return flight.call
 
 
 async def answer(store: ResultStore, sid: str, index: int, expect: bytes, **fields: object) -> bool:
@@ -44,54 +55,117 @@ async def answer(store: ResultStore, sid: str, index: int, expect: bytes, **fiel
     return bool(await store.record(sid, [(index, successor(old, "accepted", **fields), expect)]))
 
 
-async def test_a_run_records_its_own_claim_by_comparing_bytes(
-    store: tuple[ResultStore, str],
-) -> None:
-    rs, sid = store
-    claimed = await claim(rs, sid, 0, "r1")
-    assert claimed == (await rs.load_raw(sid, [0]))[0]
-    assert await answer(rs, sid, 0, expect_run("r1", claimed), id="m0", parts=2, encoding="gsm")
-    assert (await rs.load(sid, [0]))[0]["status"] == "accepted"
-    breakdown = await rs.breakdown(sid)
-    assert breakdown.parts == {"gsm": 2} and breakdown.accepted_by_encoding == {"gsm": 1}
-
-
-async def test_another_runs_claim_is_refused_even_with_bytes_given(
-    store: tuple[ResultStore, str],
-) -> None:
-    rs, sid = store
-    mine = await claim(rs, sid, 1, "r1")
-    # Someone else's claim on the same bytes: wrong run, so neither path may apply it.
-    assert not await answer(rs, sid, 1, expect_run("r2", mine))
-    assert not await answer(rs, sid, 1, expect_run("r2"))
-    assert (await rs.load(sid, [1]))[1]["status"] == "sending"
-
-
-async def test_a_late_answer_replaces_unknown_when_the_bytes_no_longer_match(
-    store: tuple[ResultStore, str],
-) -> None:
-    """Another run found the claim past its time and wrote ``unknown`` (keeping the
-    token): the bytes differ now, so the script decodes the record and lets the late,
-    certain answer of that very run replace it, as before."""
-    rs, sid = store
-    claimed = await claim(rs, sid, 2, "r1")
-    raw = (await rs.load_raw(sid, [2]))[2]
-    unknown = successor((await rs.load(sid, [2]))[2], "unknown", code=-1, run="r1")
-    assert await rs.record(sid, [(2, unknown, expect_exact(raw, "sending"))]) == {2}
-    assert await answer(rs, sid, 2, expect_run("r1", claimed), id="m2", parts=1, encoding="gsm")
-    status = await rs.status(sid)
+async def counts(store: ResultStore, sid: str) -> dict[str, int]:
+    status = await store.status(sid)
     assert status is not None
-    assert status["counts"]["accepted"] == 1 and status["counts"]["unknown"] == 0
+    return dict(status["counts"])
+
+
+async def test_a_claim_writes_no_record_yet_every_reader_sees_sending(
+    store: tuple[ResultStore, str],
+) -> None:
+    rs, sid = store
+    before = await rs.load_raw(sid, [0, 65])
+    call = await claim(rs, sid, [0, 65], "r1")  # two results hashes
+    assert await rs.load_raw(sid, [0, 65]) == before  # the records are as they were
+    for record in (await rs.load(sid, [0, 65, 1])).values():
+        assert record["status"] == ("queued" if record["to"].endswith("001") else "sending")
+    shown = (await rs.load(sid, [0]))[0]
+    assert shown["run"] == "r1" and shown["attempts"] == 1 and shown["until"] > time.time()
+    assert (await counts(rs, sid))["sending"] == 2
+    assert [r["status"] async for r in rs.iter_results(sid)].count("sending") == 2
+    assert await answer(rs, sid, 0, expect_run("r1", call), id="m0", parts=2, encoding="gsm")
+    assert await answer(rs, sid, 65, expect_run("r1", call), id="m1", parts=1, encoding="gsm")
+    assert (await rs.load(sid, [0]))[0]["attempts"] == 1  # the claim's attempt is kept
+    after = await counts(rs, sid)
+    assert (after["sending"], after["accepted"], after["queued"]) == (0, 2, 68)
+    assert not await rs.redis.exists(keys.flights(sid), keys.flying(sid))  # nothing left
+    breakdown = await rs.breakdown(sid)
+    assert breakdown.parts == {"gsm": 3} and breakdown.accepted_by_encoding == {"gsm": 2}
+
+
+async def test_nobody_but_the_flights_run_moves_its_recipients(
+    store: tuple[ResultStore, str],
+) -> None:
+    """Another run loaded the same bytes before the claim: the bytes still match, but its
+    claim, its own moves from them, a cancel and a stranger's answer are all refused."""
+    rs, sid = store
+    raw = await rs.load_raw(sid, [1, 2])
+    call = await claim(rs, sid, [1], "r1")
+    other = Flight("r2:0", "r2", time.time() + 60, now_iso())
+    assert await rs.claim(sid, other, raw.items()) == {2}  # only the one not on the wire
+    expired = successor((await rs.load(sid, [1]))[1], "expired", code=119)
+    assert await rs.record(sid, [(1, expired, expect_exact(raw[1], "queued"))]) == set()
+    assert not await answer(rs, sid, 1, expect_run("r2", call))
+    assert not await answer(rs, sid, 1, expect_run("r2", "r2:0"))  # not in r2's flight
+    assert not await answer(rs, sid, 1, expect_over("r2:0"))
+    assert await rs.cancel_queued(sid, [1, 2, 3]) == 1  # only 3 was queued and idle
+    assert (await rs.load(sid, [1]))[1]["status"] == "sending"
+    assert await answer(rs, sid, 1, expect_run("r1", call), id="m1", parts=1, encoding="gsm")
+    assert (await rs.load(sid, [1]))[1]["status"] == "accepted"
+
+
+async def test_a_flight_past_its_time_is_unknown_and_its_late_answer_still_lands(
+    store: tuple[ResultStore, str],
+) -> None:
+    """Another run finds the flight over and records ``unknown`` with the flight's run:
+    the late, certain answer of that very run replaces it, anyone else's does not."""
+    rs, sid = store
+    call = await claim(rs, sid, [4, 5], "r1", seconds=-1)
+    over = await rs.in_flight(sid, [3, 4, 5, 6])
+    assert sorted(over) == [4, 5] and over[4].call == call and over[4].until < time.time()
+    moves = [
+        (i, successor((await rs.load(sid, [i]))[i], "unknown", code=-1, run="r1"),
+         expect_over(call))
+        for i in (4, 5)
+    ]  # fmt: skip
+    assert await rs.record(sid, moves) == {4, 5}
+    assert await rs.record(sid, moves) == set()  # the flight is gone: once only
+    assert (await counts(rs, sid))["unknown"] == 2
+    assert not await answer(rs, sid, 4, expect_run("r2", call))
+    assert await answer(rs, sid, 4, expect_run("r1", call), id="m4", parts=1, encoding="gsm")
+    after = await counts(rs, sid)
+    assert (after["accepted"], after["unknown"], after["sending"]) == (1, 1, 0)
+
+
+async def test_a_flight_landing_in_parts_keeps_the_rest_on_the_wire(
+    store: tuple[ResultStore, str],
+) -> None:
+    rs, sid = store
+    call = await claim(rs, sid, [6, 7, 8], "r1")
+    assert await answer(rs, sid, 7, expect_run("r1", call), id="m7", parts=1, encoding="gsm")
+    assert sorted(await rs.in_flight(sid, list(range(10)))) == [6, 8]
+    assert not await answer(rs, sid, 7, expect_run("r1", call))  # landed already
+    for i in (6, 8):
+        assert await answer(rs, sid, i, expect_run("r1", call), id=f"m{i}", parts=1,
+                            encoding="gsm")  # fmt: skip
+    assert await rs.in_flight(sid, list(range(10))) == {}
+    assert not await rs.redis.exists(keys.flights(sid), keys.flying(sid))
+
+
+async def test_after_a_cancel_nothing_is_claimed_and_a_retry_is_cancelled(
+    store: tuple[ResultStore, str],
+) -> None:
+    rs, sid = store
+    call = await claim(rs, sid, [9], "r1")
+    await rs.mark_cancelled(sid)
+    raw = await rs.load_raw(sid, [10])
+    assert (
+        await rs.claim(sid, Flight("r1:9", "r1", time.time() + 60, now_iso()), raw.items()) == set()
+    )
+    retry = successor((await rs.load(sid, [9]))[9], "queued", last_error={"code": 1})
+    assert await rs.record(sid, [(9, retry, expect_run("r1", call))]) == {9}
+    assert (await rs.load(sid, [9]))[9]["status"] == "cancelled"
 
 
 async def test_a_final_record_is_never_moved_by_its_exact_bytes(
     store: tuple[ResultStore, str],
 ) -> None:
     """``expect_exact`` with the status the caller read: a final record stays final even
-    when the caller hands in its exact bytes, as when the script decoded it."""
+    when the caller hands in its exact bytes, as when the script decodes it."""
     rs, sid = store
-    claimed = await claim(rs, sid, 3, "r1")
-    assert await answer(rs, sid, 3, expect_run("r1", claimed), id="m3", parts=1, encoding="gsm")
+    call = await claim(rs, sid, [3], "r1")
+    assert await answer(rs, sid, 3, expect_run("r1", call), id="m3", parts=1, encoding="gsm")
     final = (await rs.load_raw(sid, [3]))[3]
     again = successor((await rs.load(sid, [3]))[3], "queued")
     for said in ("accepted", ""):

@@ -27,7 +27,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs import chunks, codec, keys
+from jobs import chunks, keys
 from jobs.accounts import account_id, parked_scopes, read_stops, unpark
 from jobs.results import FINAL, ResultStore
 from jobs.settings import Settings
@@ -110,8 +110,7 @@ async def _sending(
         if jobs or keys.parked_field(sending_id, name) in parked:
             continue
         entries = await chunks.load(redis, sending_id, name) or []
-        raw = await store.load_raw(sending_id, [e.index for e in entries])
-        records = [codec.unpack(r) for r in raw.values()]
+        records = list((await store.load(sending_id, [e.index for e in entries])).values())
         if all(r["status"] in FINAL for r in records):
             await chunks.note_settled(redis, sending_id, name, expires_s=expires_s)
             continue

@@ -3,9 +3,9 @@
 A chunk job may run more than once, even twice at the same time (arq re-runs
 a killed worker's job, a resubmission, the sweeper, a requeue). It is safe
 because every move of a recipient is a compare-and-set (``jobs.results``): a
-run claims ``queued → sending`` for the recipients it is about to put on the
-wire, stamped with its run token and the moment its call must be over, and
-only that run writes their outcome. A recipient found ``sending`` past that
+run claims the recipients it is about to put on the wire as one flight (``queued
+→ sending``), stamped with its run token and the moment its call must be over,
+and only that run writes their outcome. A recipient found in a flight past that
 moment belonged to a run that died during its call, so it may have reached the
 provider: it is recorded ``unknown``, never blindly resent.
 
@@ -37,10 +37,13 @@ from jobs.fields import parse_api_date
 from jobs.planning import Call, plan
 from jobs.results import (
     FINAL,
+    Flight,
     Record,
     expect_exact,
+    expect_over,
     expect_run,
     now_iso,
+    on_the_wire,
     successor,
 )
 from jobs.settings import Settings
@@ -66,7 +69,12 @@ class ChunkRun:
     """One execution of one chunk job."""
 
     def __init__(
-        self, w: WorkerContext, sending_id: str, spec: dict[str, Any], raw: dict[int, bytes]
+        self,
+        w: WorkerContext,
+        sending_id: str,
+        spec: dict[str, Any],
+        raw: dict[int, bytes],
+        flying: dict[int, Flight],
     ) -> None:
         self.w = w
         self.settings: Settings = w.settings
@@ -77,7 +85,12 @@ class ChunkRun:
         self.raw = raw
         self.current: dict[int, Record] = {i: codec.unpack(r) for i, r in raw.items()}
         self.loaded = {i: r["status"] for i, r in self.current.items()}  # the status of raw
-        self.claimed: dict[int, bytes] = {}  # what this run's claims wrote, by index
+        self.flying = flying  # other runs' flights its recipients were in when loaded
+        for i, flight in flying.items():
+            if i in self.current:
+                self.current[i] = on_the_wire(self.current[i], flight)
+        self.expect: dict[int, bytes] = {}  # how to move a recipient this run claimed
+        self.calls = 0  # flights this run claimed
         self.refused = False  # a write of this run found a record not as it expected
         self.come_back: float | None = None  # seconds until this chunk needs another run
         self.stop: Stop | None = None  # a stop met during this run
@@ -109,13 +122,15 @@ class ChunkRun:
 
     def outcome(self, entry: Entry, status: str, **fields: Any) -> Update:
         """A move of a recipient this run claimed: only while it is still this run's."""
-        expect = expect_run(self.token, self.claimed.get(entry.index, b""))
+        return entry.index, self._new(entry.index, status, **fields), self.expect[entry.index]
+
+    def over(self, entry: Entry, status: str, **fields: Any) -> Update:
+        """A move of a recipient in another run's flight that is over."""
+        expect = expect_over(self.flying[entry.index].call)
         return entry.index, self._new(entry.index, status, **fields), expect
 
-    async def write(
-        self, updates: list[Update], written: dict[int, bytes] | None = None
-    ) -> set[int]:
-        applied = await self.w.store.record(self.sending_id, updates, written)
+    async def write(self, updates: list[Update]) -> set[int]:
+        applied = await self.w.store.record(self.sending_id, updates)
         self.refused = self.refused or len(applied) < len(updates)
         return applied
 
@@ -147,10 +162,10 @@ class ChunkRun:
             self.later(_backoff(self.settings, attempts))
         return self.outcome(entry, "queued", last_error=error)
 
-    def ambiguous(self, entry: Entry, why: str, *, loaded: bool = False) -> Update:
+    def ambiguous(self, entry: Entry, why: str, *, over: bool = False) -> Update:
         record = self.current[entry.index]
         record["ambiguous"] = record.get("ambiguous", 0) + 1  # calls whose outcome was unknown
-        move = self.from_loaded if loaded else self.outcome
+        move = self.over if over else self.outcome
         if self.settings.on_ambiguous == "resend" and not self._used_up(entry):
             description = f"outcome unknown, resending: {why}"
             self.later(_backoff(self.settings, int(record.get("attempts", 0))))
@@ -165,17 +180,22 @@ class ChunkRun:
 
     # --- one call ----------------------------------------------------------------
     async def claim(self, entries: list[Entry]) -> list[Entry]:
-        """On the wire now: mark them ``sending`` if they are still as this run loaded them."""
+        """On the wire now: one flight of those still as this run loaded them (``sending``,
+        without a write to each record)."""
         if self.stop is not None or (self.probing is None and await self._stopped()):
             return []
         until = time.time() + self.w.call_budget_s + CLAIM_GRACE_S
-        updates = []
-        for entry in entries:
-            attempts = int(self.current[entry.index].get("attempts", 0)) + 1
-            updates.append(
-                self.from_loaded(entry, "sending", attempts=attempts, run=self.token, until=until)
-            )
-        claimed = await self.write(updates, self.claimed)
+        flight = Flight(f"{self.token}:{self.calls}", self.token, until, now_iso())
+        self.calls += 1
+        loaded = [(e.index, self.raw[e.index]) for e in entries]
+        claimed = await self.w.store.claim(self.sending_id, flight, loaded)
+        self.refused = self.refused or len(claimed) < len(entries)
+        expect = expect_run(self.token, flight.call)
+        for i in claimed:
+            record = self.current[i]
+            record["status"] = "sending"  # the run's own copy: what it carries on to
+            record["attempts"] = int(record.get("attempts", 0)) + 1
+            self.expect[i] = expect
         return [e for e in entries if e.index in claimed]
 
     async def _stopped(self) -> bool:
@@ -286,8 +306,9 @@ async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
             extra={"sending": sending_id, "chunk": chunk},
         )
         return {"missing": 1}
-    raw = await w.store.load_raw(sending_id, [e.index for e in entries])
-    run = ChunkRun(w, sending_id, spec, raw)
+    indices = [e.index for e in entries]
+    raw = await w.store.load_raw(sending_id, indices)
+    run = ChunkRun(w, sending_id, spec, raw, await w.store.in_flight(sending_id, indices))
     expired = _expired(spec["payload"])
     now = time.time()
     pending: list[Entry] = []
@@ -296,13 +317,13 @@ async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
         record = run.current.get(entry.index)
         if record is None or record["status"] in FINAL:
             continue
-        if record["status"] == "sending":
-            until = float(record.get("until", 0))
-            if until > now:  # another run's call may still be on the wire: its outcome
-                run.later(until - now + SOON_S)
+        flight = run.flying.get(entry.index)
+        if flight is not None:
+            if flight.until > now:  # another run's call may still be on the wire: its outcome
+                run.later(flight.until - now + SOON_S)
                 continue
             settled.append(
-                run.ambiguous(entry, "worker stopped during the provider call", loaded=True)
+                run.ambiguous(entry, "worker stopped during the provider call", over=True)
             )
         elif expired:
             settled.append(
@@ -375,21 +396,26 @@ async def _park(w: WorkerContext, run: ChunkRun, chunk: str, stop: Stop) -> dict
 async def _give_up(w: WorkerContext, sending_id: str, chunk: str, why: str) -> None:
     """Last resort: record every still-pending recipient, never leave one behind."""
     entries = await chunks.load(w.redis, sending_id, chunk) or []
-    raw = await w.store.load_raw(sending_id, [e.index for e in entries])
+    indices = [e.index for e in entries]
+    raw = await w.store.load_raw(sending_id, indices)
+    flying = await w.store.in_flight(sending_id, indices)
     now = time.time()
     updates: list[Update] = []
     for entry in entries:
         if entry.index not in raw:
             continue
         record = codec.unpack(raw[entry.index])
-        expect = expect_exact(raw[entry.index], record["status"])
-        if record["status"] == "queued":
+        flight = flying.get(entry.index)
+        if flight is not None:
+            if flight.until > now:  # a live run's call still on the wire: that run records it
+                continue
+            record = on_the_wire(record, flight)
+            new = successor(record, "unknown", code=AMBIGUOUS_CODE, description=why,
+                            run=flight.run)  # fmt: skip
+            updates.append((entry.index, new, expect_over(flight.call)))
+        elif record["status"] == "queued":
             new = successor(record, "failed", code=INTERNAL_CODE, description=why)
-        elif record["status"] == "sending" and float(record.get("until", 0)) <= now:
-            new = successor(record, "unknown", code=AMBIGUOUS_CODE, description=why)
-        else:  # final, or a live run's call still on the wire: that run records it
-            continue
-        updates.append((entry.index, new, expect))
+            updates.append((entry.index, new, expect_exact(raw[entry.index], "queued")))
     await w.store.record(sending_id, updates)
 
 
