@@ -11,7 +11,9 @@ With ``--format flamegraph`` (the default) ``py-spy record`` samples the worker 
 200 Hz and the SVG goes to ``docs/profile-worker.svg`` (the README's profile), or
 where ``--out`` says; ``raw`` writes the collapsed stacks instead, to read as text;
 ``none`` samples nothing (py-spy pauses the worker to sample it: the CPU figures
-are then the worker's own).
+are then the worker's own). The sending's Redis commands follow, from ``INFO
+commandstats``: calls and µs per recipient each, those the scripts make counted
+both alone and inside their ``EVALSHA``.
 
 Run: python bench/profile_worker.py [--recipients 100000] [--out docs/profile-worker.svg]
      [--format flamegraph|raw|none]
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import redis as sync_redis
 
@@ -48,7 +51,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-async def profile(n: int, out: Path, fmt: str) -> dict[str, float]:
+async def profile(n: int, out: Path, fmt: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         server = RedisServer(Path(folder))
         server.start()
@@ -85,6 +88,7 @@ async def profile(n: int, out: Path, fmt: str) -> dict[str, float]:
                     assert log is not None
                     while b"worker started" not in log.read_bytes():  # its imports are done
                         await asyncio.sleep(0.005)
+                    client.config_resetstat()
                     worker_before, redis_before = cpu_seconds(worker.pid), cpu_seconds(redis_pid)
                     spy = None
                     if fmt != "none":
@@ -98,6 +102,7 @@ async def profile(n: int, out: Path, fmt: str) -> dict[str, float]:
                     seconds = time.monotonic() - started
                     worker_cpu = cpu_seconds(worker.pid) - worker_before
                     send_redis = cpu_seconds(redis_pid) - redis_before
+                    commands = cast(dict[str, Any], client.info("commandstats"))
                     if spy is not None:
                         spy.send_signal(signal.SIGINT)  # py-spy writes what it has
                         spy.wait()
@@ -112,6 +117,10 @@ async def profile(n: int, out: Path, fmt: str) -> dict[str, float]:
         "submit_redis_us": submit_redis * per,
         "worker_us": worker_cpu * per,
         "send_redis_us": send_redis * per,
+        "commands": {
+            name.removeprefix("cmdstat_"): (stat["calls"] / n, stat["usec"] / n)
+            for name, stat in commands.items()
+        },
     }
 
 
@@ -129,6 +138,9 @@ def main() -> int:
         f"{got['submit_redis_us']:.1f} (Redis); sending {got['worker_us']:.1f} (worker) + "
         f"{got['send_redis_us']:.1f} (Redis)"
     )
+    print("the sending's Redis commands, per recipient (calls, µs):")
+    for name, (calls, us) in sorted(got["commands"].items(), key=lambda c: -c[1][1])[:8]:
+        print(f"  {name:<10} {calls:7.3f} {us:6.2f}")
     workers_redis = got["worker_us"] + got["submit_redis_us"] + got["send_redis_us"]
     print(
         f"RESULT submit_us={got['submit_us']:.1f} submit_redis_us={got['submit_redis_us']:.1f} "

@@ -91,8 +91,9 @@ class Record(TypedDict, total=False):
     events: list[list[Any]]  # [event, date, part, extra], each recorded once
 
 
-# What a recipient's new record carries over from the one it replaces.
-CARRIED = ("to", "row", "queued_at", "attempts", "ambiguous")
+# What a recipient's new record carries over from the one it replaces; ``to`` too,
+# written last (``successor``).
+CARRIED = ("row", "queued_at", "attempts", "ambiguous")
 
 # How a move says what it expects to find (the CAS condition), see _LUA_MOVE.
 EXPECT_QUEUED = "q"
@@ -158,11 +159,21 @@ def _tally_of(record: Record) -> tuple[str, int, str]:
 
 
 def successor(old: Record, status: str, **fields: Any) -> Record:
-    """The record that replaces ``old``: what is carried over, the new status and fields."""
+    """The record that replaces ``old``: what is carried over, the new status and fields.
+
+    The address comes last. Redis's Lua (5.1) interns every string a script makes
+    and hashes a long one from its end, a byte in every few: the last byte always
+    counts, the others by luck of the length. A call's records differ mostly in the
+    address and the message id, so where neither is seen they collide in the string
+    table, and taking them in costs the script a walk along the others. With the
+    address last its final digits always count: with the sandbox's ids, unpacking a
+    call's records cost 0.55 µs each with the address first and 0.34 with it last
+    (``bench/lua_strings.py``); records whose hashed bytes were all alike cost ~2 µs."""
     kept: Mapping[str, Any] = old
     new: dict[str, Any] = {k: kept[k] for k in CARRIED if k in kept}
     new.setdefault("attempts", 0)
     new.update(status=status, updated_at=now_iso(), **fields)
+    new["to"] = kept["to"]
     return cast(Record, new)
 
 
@@ -250,8 +261,15 @@ _RCPT, _SEP = keys.metrics_field(keys.METRICS_RECIPIENTS, ""), keys.metrics_fiel
 _LUA_COUNT = (
     keys.LUA_RESULTS_KEY
     + f"""
-local function RKEY(idx)  -- the results hash of recipient idx
-  return results_key(KEYS[2], idx)
+local BUCKET_KEYS = {{}}
+local function RKEY(idx)  -- the results hash of recipient idx (results_key, made once)
+  local bucket = math.floor(tonumber(idx) / {keys.RESULTS_BUCKET})
+  local key = BUCKET_KEYS[bucket]
+  if not key then
+    key = results_key(KEYS[2], idx)
+    BUCKET_KEYS[bucket] = key
+  end
+  return key
 end
 local function RBUCKETS(cmd, ...)  -- cmd on each results hash of the sending
   local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
@@ -350,21 +368,54 @@ local function FLIGHT(call)
   end
   return FLIGHTS[call]
 end
-local function bits(key, value, indices)  -- BITFIELD u1 over many indices; their old bits
-  local old = {}
-  for first = 1, #indices, 1000 do
-    local args = {}
-    for i = first, math.min(first + 999, #indices) do
-      if value == nil then
-        args[#args + 1], args[#args + 2], args[#args + 3] = 'GET', 'u1', indices[i]
-      else
-        args[#args + 1], args[#args + 2], args[#args + 3] = 'SET', 'u1', indices[i]
-        args[#args + 1] = value
-      end
+-- The bitmap is read and written a run of adjacent bytes at a time (GETRANGE,
+-- SETRANGE): a BITFIELD would take three Lua values per recipient, each one converted
+-- and allocated, which cost a claim more than its records.
+local function byte_runs(positions, gap)  -- sorted byte positions → {first, last} runs
+  table.sort(positions)
+  local runs, i = {}, 1
+  while i <= #positions do
+    local j = i
+    while j < #positions and positions[j + 1] - positions[j] <= gap
+          and positions[j + 1] - positions[i] < 4000 do
+      j = j + 1
     end
-    for _, b in ipairs(redis.call('BITFIELD', key, unpack(args))) do old[#old + 1] = b end
+    runs[#runs + 1] = {positions[i], positions[j]}
+    i = j + 1
   end
-  return old
+  return runs
+end
+local function read_bits(indices)  -- {[byte position] = value} of the bytes they are in
+  local want, positions = {}, {}
+  for _, idx in ipairs(indices) do
+    local p = math.floor(idx / 8)
+    if not want[p] then
+      want[p] = true
+      positions[#positions + 1] = p
+    end
+  end
+  local bytes = {}
+  for _, run in ipairs(byte_runs(positions, 16)) do  -- a few bytes more beats a call more
+    local raw = redis.call('GETRANGE', KEYS[9], run[1], run[2])
+    for p = run[1], run[2] do bytes[p] = string.byte(raw, p - run[1] + 1) or 0 end
+  end
+  return bytes
+end
+local function is_set(bytes, idx)
+  return bit.band(bytes[math.floor(idx / 8)], bit.rshift(0x80, idx % 8)) ~= 0
+end
+local function set_bit(bytes, idx, on)
+  local p, mask = math.floor(idx / 8), bit.rshift(0x80, idx % 8)
+  bytes[p] = on and bit.bor(bytes[p], mask) or bit.band(bytes[p], bit.bnot(mask))
+end
+local function write_bits(bytes)
+  local positions = {}
+  for p in pairs(bytes) do positions[#positions + 1] = p end
+  for _, run in ipairs(byte_runs(positions, 1)) do
+    local chars = {}
+    for p = run[1], run[2] do chars[#chars + 1] = string.char(bytes[p]) end
+    redis.call('SETRANGE', KEYS[9], run[1], table.concat(chars))
+  end
 end
 local function FLYING(idx)
   return redis.call('GETBIT', KEYS[9], idx) == 1
@@ -376,7 +427,9 @@ local function land()  -- the moved recipients of each flight leave it; an empty
     for _, idx in ipairs(f[4]) do
       if moved[idx] then gone[#gone + 1] = idx else left[#left + 1] = idx end
     end
-    bits(KEYS[9], 0, gone)
+    local bytes = read_bits(gone)
+    for _, idx in ipairs(gone) do set_bit(bytes, idx, false) end
+    write_bits(bytes)
     if #left == 0 then
       redis.call('HDEL', KEYS[8], call)
     else
@@ -401,7 +454,7 @@ local function move(idx, new, rec, expect, tfield, tparts, mid)
   if new == 'sending' then return 0 end  -- only a claim puts one on the wire
   local kind = string.sub(expect, 1, 1)
   local old, call = nil, nil
-  idx = tonumber(idx)
+  local at = tonumber(idx)  -- idx is the hash field, a string: at, its number
   if kind == '@' or kind == '!' then
     local run = nil
     if kind == '@' then
@@ -411,7 +464,7 @@ local function move(idx, new, rec, expect, tfield, tparts, mid)
       call = string.sub(expect, 2)
     end
     local f = FLIGHT(call)
-    if f and f[5][idx] and (run == nil or f[1] == run) then
+    if f and f[5][at] and (run == nil or f[1] == run) then
       old = 'sending'
     elseif run == nil then
       return 0
@@ -435,7 +488,7 @@ local function move(idx, new, rec, expect, tfield, tparts, mid)
     end
     if old == nil then old = cmsgpack.unpack(cur)['status'] end
     if FINAL[old] or (kind == 'q' and old ~= 'queued') then return 0 end
-    if FLYING(idx) then return 0 end  -- a flight's recipient: only its own moves
+    if FLYING(at) then return 0 end  -- a flight's recipient: only its own moves
   end
   if CANCELLED and new == 'queued' then
     local n = cmsgpack.unpack(rec)
@@ -446,7 +499,7 @@ local function move(idx, new, rec, expect, tfield, tparts, mid)
   redis.call('HSET', RKEY(idx), idx, rec)
   if call ~= nil then
     LANDED[call] = LANDED[call] or {}
-    LANDED[call][idx] = true
+    LANDED[call][at] = true
   end
   if old ~= new then
     DELTA[old] = (DELTA[old] or 0) - 1
@@ -530,14 +583,16 @@ local items, claimed = cmsgpack.unpack(ARGV[5]), {}
 if CANCELLED or #items == 0 then return claimed end
 local candidates = {}
 for _, item in ipairs(items) do candidates[#candidates + 1] = tonumber(item[1]) end
-local flying = bits(KEYS[9], nil, candidates)
+local flying = read_bits(candidates)
 for i, item in ipairs(items) do
-  if flying[i] == 0 and redis.call('HGET', RKEY(item[1]), item[1]) == item[2] then
-    claimed[#claimed + 1] = candidates[i]
+  local idx = candidates[i]
+  if not is_set(flying, idx) and redis.call('HGET', RKEY(item[1]), item[1]) == item[2] then
+    claimed[#claimed + 1] = idx
+    set_bit(flying, idx, true)
   end
 end
 if #claimed > 0 then
-  bits(KEYS[9], 1, claimed)
+  write_bits(flying)
   local flight = cmsgpack.pack({ARGV[3], tonumber(ARGV[4]), ARGV[1], claimed})
   redis.call('HSET', KEYS[8], ARGV[2], flight)
   DELTA['queued'], DELTA['sending'] = -#claimed, #claimed
@@ -556,18 +611,40 @@ _LUA_ADD = (
     + """
 local added, counts = 0, {}
 local cancelled = redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1
-for _, item in ipairs(cmsgpack.unpack(ARGV[2])) do
-  local idx, status, rec = item[1], item[2], item[3]
-  if cancelled and status == 'queued' then
-    local r = cmsgpack.unpack(rec)
+local function added_one(status, rec)
+  counts[status] = (counts[status] or 0) + 1
+  added = added + 1
+  tally_rec(status, rec)
+end
+local items = cmsgpack.unpack(ARGV[2])
+for _, item in ipairs(items) do
+  if cancelled and item[2] == 'queued' then
+    local r = cmsgpack.unpack(item[3])
     r['status'] = 'cancelled'
-    status, rec = 'cancelled', cmsgpack.pack(r)
+    item[2], item[3] = 'cancelled', cmsgpack.pack(r)
   end
-  if redis.call('HSETNX', RKEY(idx), idx, rec) == 1 then
-    counts[status] = (counts[status] or 0) + 1
-    added = added + 1
-    tally_rec(status, rec)
+end
+-- A run of items in one results hash that does not exist yet (a first submit) is
+-- written with one HSET; otherwise (a resubmission) each one only where it is not.
+local first = 1
+while first <= #items do
+  local key, last = RKEY(items[first][1]), first
+  while last < #items and RKEY(items[last + 1][1]) == key do last = last + 1 end
+  if redis.call('EXISTS', key) == 0 then
+    local args = {}
+    for i = first, last do
+      args[#args + 1], args[#args + 2] = items[i][1], items[i][3]
+      added_one(items[i][2], items[i][3])
+    end
+    redis.call('HSET', key, unpack(args))
+  else
+    for i = first, last do
+      if redis.call('HSETNX', key, items[i][1], items[i][3]) == 1 then
+        added_one(items[i][2], items[i][3])
+      end
+    end
   end
+  first = last + 1
 end
 write_tally()
 for status, n in pairs(counts) do
