@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from jobs.charsets import CHARSETS, TRANSLITERATION
 
@@ -152,6 +152,14 @@ def analyze(
     """
     if trans:
         text = transliterate(text)
+    one = "gsm" if encoding == "auto" else encoding
+    if (
+        one in _ONES
+        and len(text) <= SINGLE[one]
+        and (max_parts is None or max_parts >= 1)
+        and _ONES[one].fullmatch(text)
+    ):  # one part, every character costing one: most texts, priced without a cost list
+        return SmsInfo(cast(Encoding, one), len(text), 1, SINGLE[one], [])
     enc, costs, offending = _resolve(text, encoding)
     per_part, chunks = _layout(text, enc, costs)
     info = SmsInfo(enc, sum(costs), len(chunks), per_part, offending)

@@ -188,3 +188,21 @@ def test_the_one_match_fast_path_prices_every_text_as_character_by_character(tex
             expected = None
         assert gsm._costs(text, encoding) == expected  # type: ignore[arg-type]
     assert gsm._costs(text, "utf-16") == [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+
+
+@given(_MIXED, st.sampled_from(["auto", "gsm", "gsm-pt", "utf-16"]))
+@settings(max_examples=300)
+def test_a_single_part_priced_in_one_match_is_what_the_full_layout_says(
+    text: str, encoding: str
+) -> None:
+    """``analyze`` prices a one-part text whose every character costs one without a cost
+    list; the cost list and the layout must say the same for every text and encoding."""
+    try:
+        enc, costs, offending = gsm._resolve(text, encoding)
+    except gsm.UnencodableError:
+        with pytest.raises(gsm.UnencodableError):
+            gsm.analyze(text, encoding)
+        return
+    per_part, parts = gsm._layout(text, enc, costs)
+    expected = gsm.SmsInfo(enc, sum(costs), len(parts), per_part, offending)
+    assert gsm.analyze(text, encoding) == expected

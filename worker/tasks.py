@@ -45,6 +45,7 @@ from jobs.results import (
     now_iso,
     on_the_wire,
     successor,
+    successor_with,
 )
 from jobs.settings import Settings
 from worker.batching import Outcome, Pending
@@ -111,23 +112,26 @@ class ChunkRun:
         return self.started + max(budget, 1.0)
 
     # --- records ---------------------------------------------------------------
-    def _new(self, index: int, status: str, **fields: Any) -> Record:
-        new = self.current[index] = successor(self.current[index], status, **fields)
+    def _new(self, index: int, status: str, fields: dict[str, Any]) -> Record:
+        new = self.current[index] = successor_with(self.current[index], status, fields)
         return new
 
     def from_loaded(self, entry: Entry, status: str, **fields: Any) -> Update:
         """A move from the record as this run loaded it (CAS on its exact bytes)."""
         expect = expect_exact(self.raw[entry.index], self.loaded[entry.index])
-        return entry.index, self._new(entry.index, status, **fields), expect
+        return entry.index, self._new(entry.index, status, fields), expect
 
     def outcome(self, entry: Entry, status: str, **fields: Any) -> Update:
         """A move of a recipient this run claimed: only while it is still this run's."""
-        return entry.index, self._new(entry.index, status, **fields), self.expect[entry.index]
+        return self._outcome(entry, status, fields)
+
+    def _outcome(self, entry: Entry, status: str, fields: dict[str, Any]) -> Update:
+        return entry.index, self._new(entry.index, status, fields), self.expect[entry.index]
 
     def over(self, entry: Entry, status: str, **fields: Any) -> Update:
         """A move of a recipient in another run's flight that is over."""
         expect = expect_over(self.flying[entry.index].call)
-        return entry.index, self._new(entry.index, status, **fields), expect
+        return entry.index, self._new(entry.index, status, fields), expect
 
     async def write(self, updates: list[Update]) -> set[int]:
         applied = await self.w.store.record(self.sending_id, updates)
@@ -235,16 +239,17 @@ class ChunkRun:
             why = f"provider listed {len(reply.results)} results for {len(entries)} recipients"
             return [self.ambiguous(e, why) for e in entries]
         updates = []
+        base: dict[str, Any] = {} if call.encoding is None else {"encoding": call.encoding}
         for entry, result in zip(entries, reply.results, strict=True):
-            if result.accepted:
-                accepted = {
-                    "id": result.message_id,
-                    "parts": result.parts,
-                    "encoding": call.encoding,
-                    "scheduled_at": result.scheduled_at,
-                }
-                fields = {k: v for k, v in accepted.items() if v is not None}
-                updates.append(self.outcome(entry, "accepted", **fields))
+            if result.accepted:  # what the record keeps of it: the fields the reply has
+                fields = dict(base)
+                if result.message_id is not None:
+                    fields["id"] = result.message_id
+                if result.parts is not None:
+                    fields["parts"] = result.parts
+                if result.scheduled_at is not None:
+                    fields["scheduled_at"] = result.scheduled_at
+                updates.append(self._outcome(entry, "accepted", fields))
                 continue
             action, why = classify(result.code, 400)
             description = result.description or why
