@@ -227,6 +227,26 @@ async def test_duplicate_runs_of_every_chunk_send_each_recipient_once(
     assert sandbox_stats(sandbox_url)["duplicates"] == 0
 
 
+async def test_a_recipient_claimed_before_flights_existed_is_unknown_not_sent_again(
+    producer: Producer, fast: Settings, sandbox_url: str
+) -> None:
+    """A worker upgraded mid-sending: a recipient the earlier version claimed with a
+    ``sending`` record of its own, whose call is over, may have reached the provider.
+    It is recorded ``unknown`` with that run, as before, and never sent again."""
+    sending_id = await producer.submit(sms(3))
+    loaded = codec.unpack((await producer.store.load_raw(sending_id, [1]))[1])
+    claimed = {**loaded, "status": "sending", "attempts": 1, "run": "old", "until": 1.0}
+    redis = redis_of(producer)
+    await redis.hset(keys.results(sending_id, 1), "1", codec.pack(claimed))
+    await redis.hincrby(keys.sending(sending_id), "n:queued", -1)  # as its claim did
+    await redis.hincrby(keys.sending(sending_id), "n:sending", 1)
+    await drain(fast)
+    assert await statuses(producer, sending_id) == {"accepted": 2, "unknown": 1}
+    unknown = (await producer.store.load(sending_id, [1]))[1]
+    assert (unknown["status"], unknown["run"], unknown["attempts"]) == ("unknown", "old", 1)
+    assert sandbox_stats(sandbox_url)["recipients"] == 2
+
+
 async def test_requeue_while_the_original_run_still_holds_a_recipient_sends_it_once(
     producer: Producer, fast: Settings, sandbox_url: str
 ) -> None:

@@ -129,8 +129,13 @@ class ChunkRun:
         return entry.index, self._new(entry.index, status, fields), self.expect[entry.index]
 
     def over(self, entry: Entry, status: str, **fields: Any) -> Update:
-        """A move of a recipient in another run's flight that is over."""
-        expect = expect_over(self.flying[entry.index].call)
+        """A move of a recipient in another run's call that is over: in its flight, or
+        recorded ``sending`` by a version before flights (``_legacy_claim``)."""
+        flight = self.flying.get(entry.index)
+        if flight is None:
+            expect = expect_exact(self.raw[entry.index], "sending")
+        else:
+            expect = expect_over(flight.call)
         return entry.index, self._new(entry.index, status, fields), expect
 
     async def write(self, updates: list[Update]) -> set[int]:
@@ -286,6 +291,15 @@ class ChunkRun:
         await self.w.batcher.send(self.spec["endpoint"], pending)
 
 
+def _legacy_claim(record: Record) -> Flight | None:
+    """A recipient an earlier version claimed with a ``sending`` record of its own (a
+    worker upgraded mid-sending): its call, as a flight, so that it is waited for or
+    recorded ``unknown`` as before, never sent again."""
+    if record["status"] != "sending":
+        return None
+    return Flight("", str(record.get("run", "")), float(record.get("until", 0)), "")
+
+
 def _expired(payload: dict[str, Any]) -> str | None:
     """Why the sending may no longer be sent, or None while it is still valid."""
     raw = payload.get("expirationDate")
@@ -322,7 +336,7 @@ async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
         record = run.current.get(entry.index)
         if record is None or record["status"] in FINAL:
             continue
-        flight = run.flying.get(entry.index)
+        flight = run.flying.get(entry.index) or _legacy_claim(record)
         if flight is not None:
             if flight.until > now:  # another run's call may still be on the wire: its outcome
                 run.later(flight.until - now + SOON_S)
@@ -411,13 +425,18 @@ async def _give_up(w: WorkerContext, sending_id: str, chunk: str, why: str) -> N
             continue
         record = codec.unpack(raw[entry.index])
         flight = flying.get(entry.index)
-        if flight is not None:
-            if flight.until > now:  # a live run's call still on the wire: that run records it
+        call = flight or _legacy_claim(record)
+        if call is not None:
+            if call.until > now:  # a live call on the wire: its run records it
                 continue
-            record = on_the_wire(record, flight)
+            if flight is not None:
+                record = on_the_wire(record, flight)
+                expect = expect_over(flight.call)
+            else:
+                expect = expect_exact(raw[entry.index], "sending")
             new = successor(record, "unknown", code=AMBIGUOUS_CODE, description=why,
-                            run=flight.run)  # fmt: skip
-            updates.append((entry.index, new, expect_over(flight.call)))
+                            run=record.get("run"))  # fmt: skip
+            updates.append((entry.index, new, expect))
         elif record["status"] == "queued":
             new = successor(record, "failed", code=INTERNAL_CODE, description=why)
             updates.append((entry.index, new, expect_exact(raw[entry.index], "queued")))
