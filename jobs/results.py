@@ -161,14 +161,11 @@ def _tally_of(record: Record) -> tuple[str, int, str]:
 def successor(old: Record, status: str, **fields: Any) -> Record:
     """The record that replaces ``old``: what is carried over, the new status and fields.
 
-    The address comes last. Redis's Lua (5.1) interns every string a script makes
-    and hashes a long one from its end, a byte in every few: the last byte always
-    counts, the others by luck of the length. A call's records differ mostly in the
-    address and the message id, so where neither is seen they collide in the string
-    table, and taking them in costs the script a walk along the others. With the
-    address last its final digits always count: with the sandbox's ids, unpacking a
-    call's records cost 0.55 µs each with the address first and 0.34 with it last
-    (``bench/lua_strings.py``); records whose hashed bytes were all alike cost ~2 µs."""
+    The address comes last: Redis's Lua (5.1) interns every string a script makes,
+    hashing a long one from its last byte on, a byte in every few, so records that
+    differ only where it does not look collide in its string table. A call's records
+    differ mostly in their addresses; last, their final digits are always hashed
+    (unpacking one: 0.55 → 0.34 µs with the sandbox's ids, ``bench/lua_strings.py``)."""
     return successor_with(old, status, fields)
 
 
