@@ -35,16 +35,29 @@ class Entry:
     index: int
     to: str
     extras: dict[str, Any]
+    given: str | None = None  # the address as handed in, where it differs from ``to``
+
+    def record(self) -> dict[str, Any]:
+        """The record of a recipient nothing has moved yet: none is stored for it
+        (``jobs.results``, untouched recipients); this is the one it would have."""
+        record: dict[str, Any] = {"to": self.given or self.to, "status": "queued"}
+        if "row" in self.extras:  # an import's row number
+            record["row"] = self.extras["row"]
+        return record
 
 
 def encode(entries: Iterable[Entry]) -> bytes:
-    return zlib.compress(codec.dumps([[e.index, e.to, e.extras] for e in entries]), 1)
+    rows = [
+        [e.index, e.to, e.extras] if e.given is None else [e.index, e.to, e.extras, e.given]
+        for e in entries
+    ]
+    return zlib.compress(codec.dumps(rows), 1)
 
 
 def decode(raw: bytes) -> list[Entry]:
     # A chunk written before they were compressed is JSON: it starts with '['.
     text = raw if raw[:1] == b"[" else zlib.decompress(raw)
-    return [Entry(i, to, extras or {}) for i, to, extras in codec.loads(text)]
+    return [Entry(row[0], row[1], row[2] or {}, *row[3:]) for row in codec.loads(text)]
 
 
 async def save(redis: Any, sending_id: str, chunk: str, entries: Iterable[Entry]) -> None:

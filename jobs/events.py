@@ -284,7 +284,13 @@ end
 local function ev_apply(sid, idx, ev)
   local rkey = ev_rkey(sid, idx)
   local cur = redis.call('HGET', rkey, idx)
-  if not cur then return 'unknown' end
+  if not cur then  -- no such recipient, or one nothing has moved yet (no record)
+    local skey, n = '{keys.sending("")}' .. sid, tonumber(idx)
+    local total = tonumber(redis.call('HGET', skey, 'total') or '0')
+    local untouched = redis.call('HEXISTS', skey, 'chunk_size') == 1
+    if untouched and n and n >= 0 and n < total and math.floor(n) == n then return 'early' end
+    return 'unknown'
+  end
   local r = cmsgpack.unpack(cur)  -- a record is MessagePack (jobs.codec.pack)
   if r['status'] ~= 'accepted' or r['id'] ~= ev['id'] then return 'early' end
   local events = r['events'] or {{}}

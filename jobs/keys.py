@@ -6,8 +6,11 @@ Per sending:
                                ``n:<status>`` (one per recipient status)
 ``bs:results:{id}:{b}``  hash  recipient index → result record (MessagePack), for the indices
                                ``b * RESULTS_BUCKET`` up to the next bucket: small hashes
-                               keep Redis's compact encoding (``results``)
-``bs:chunks:{id}``       hash  chunk name → its entries ``[[index, to, extras], …]`` (zlib)
+                               keep Redis's compact encoding (``results``); none for a
+                               queued recipient nothing has moved yet (its entry gives it)
+``bs:chunks:{id}``       hash  chunk name → its entries ``[[index, to, extras(, as handed
+                               in)], …]`` (zlib); a submit's chunk ``n`` holds the
+                               recipients from ``n × chunk_size`` on
 ``bs:fails:{id}:{chunk}`` str  runs of that chunk that ended in an error
 ``bs:settled:{id}``      set   chunks whose recipients were all final (noted by the run
                                that finished them, or the sweeper): not read again

@@ -129,7 +129,8 @@ def _recipients(kind: str, rows: Iterable[tuple[str, dict[str, Any]]]) -> Iterat
                 None,
             )
         else:
-            yield index, Record(to=raw, status="queued"), Entry(index, normalized, extras)
+            given = raw if raw != normalized else None
+            yield index, Record(to=raw, status="queued"), Entry(index, normalized, extras, given)
 
 
 def _variables(contact: dict[str, Any]) -> dict[str, Any]:
@@ -410,18 +411,19 @@ class Producer:
             )
         return True
 
+    @staticmethod
     def _chunks(
-        self, items: Iterable[Item]
+        items: Iterable[Item], size: int
     ) -> Iterator[tuple[list[tuple[int, Record]], list[Entry]]]:
-        """``items`` a chunk (``BULKSEND_CHUNK_SIZE`` recipients) at a time: the records
-        and the entries (one per recipient with something to send or report)."""
+        """``items`` a chunk (``size`` recipients) at a time: the records and the entries
+        (one per recipient with something to send or report)."""
         batch: list[tuple[int, Record]] = []
         entries: list[Entry] = []
         for index, record, entry in items:
             batch.append((index, record))
             if entry is not None:
                 entries.append(entry)
-            if len(batch) == self.settings.chunk_size:
+            if len(batch) == size:
                 yield batch, entries
                 batch, entries = [], []
         if batch:
@@ -440,13 +442,18 @@ class Producer:
         """One try: claim the id, write chunk after chunk, then open the sending.
         Streaming, each chunk's job goes on the queue once it is written; ``careful``,
         the jobs wait for the last chunk (module docstring)."""
-        fresh = await self.store.create_sending(sending_id, job.kind, spec, content_digest)
+        size = self.settings.chunk_size
+        fresh = await self.store.create_sending(
+            sending_id, job.kind, spec, content_digest, chunk_size=size
+        )
+        if not fresh:  # a resubmission cuts its chunks where the first submit did
+            size = await self.store.chunk_size(sending_id) or size
         written.created = written.created or fresh
         written.existed = written.existed or not (fresh or written.created)
         screen = suppression.list_for_kind(job.kind)
         jobs = 0
         ready: list[str] = []  # careful: the chunks written whose jobs wait
-        for n, (batch, entries) in enumerate(self._chunks(items)):
+        for n, (batch, entries) in enumerate(self._chunks(items, size)):
             _collect_young()
             if screen is not None:
                 batch, entries = await self._screen(sending_id, screen, batch, entries, fresh)
@@ -587,13 +594,22 @@ class Producer:
         self, sending_id: str, chunk: str, records: list[tuple[int, Record]], entries: list[Entry]
     ) -> bool:
         """Record a chunk's recipients and entries; whether it has a job to enqueue (a
-        recipient to send)."""
-        await self.store.add_recipients(sending_id, records)
+        recipient to send).
+
+        A queued recipient gets no record of its own: its chunk entry is its record
+        until something moves it (``ResultStore.add_chunk``). Entries with nothing
+        queued are kept too, for the report (an import's refused rows)."""
+        queued = sum(record["status"] == "queued" for _, record in records)
         if not entries:
+            await self.store.add_recipients(sending_id, records)
             return False
-        await chunks.save(self.redis, sending_id, chunk, entries)
-        # Entries with nothing queued are kept for the report (an import's refused rows).
-        return any(record["status"] == "queued" for _, record in records)
+        explicit = [(i, r) for i, r in records if r["status"] != "queued"]
+        blob = chunks.encode(entries)
+        if not await self.store.add_chunk(sending_id, chunk, blob, queued, explicit):
+            # Cancelled meanwhile: every record written, the queued ones as cancelled.
+            await self.store.add_recipients(sending_id, records)
+            await chunks.save(self.redis, sending_id, chunk, entries)
+        return queued > 0
 
     async def _enqueue(
         self, sending_id: str, chunk: str, records: list[tuple[int, Record]], entries: list[Entry]
@@ -627,7 +643,7 @@ class Producer:
         fresh = {"attempts": 0} if status == "failed" else {}
         moved, n = 0, 0
         async for _, entries in self.store.chunk_entries(sending_id):
-            current = await self.store.load(sending_id, [e.index for e in entries])
+            current = await self.store.load_chunk(sending_id, entries)
             found = [
                 e for e in entries if e.index in current and current[e.index]["status"] == status
             ]
@@ -701,7 +717,7 @@ class Producer:
         seen: set[str] = set()
         for import_id in imports:
             async for _, entries in self.store.chunk_entries(import_id):
-                current = await self.store.load(import_id, [e.index for e in entries])
+                current = await self.store.load_chunk(import_id, entries)
                 for entry in entries:
                     contact = entry.extras.get("contact") or {}
                     address = contact.get(address_field)
@@ -742,7 +758,7 @@ class Producer:
         header: list[str] = list(spec.get("payload", {}).get("header") or [])
         yield [*header, "row", "reason"]
         async for _, entries in self.store.chunk_entries(sending_id):
-            current = await self.store.load(sending_id, [e.index for e in entries])
+            current = await self.store.load_chunk(sending_id, entries)
             for entry in entries:
                 found = current.get(entry.index)
                 if found is None or (status is not None and found["status"] != status):

@@ -6,12 +6,19 @@ pending states (``queued``, ``sending``) into one final state, and the counters
 move with it in the same atomic step (a Lua script), so counts always add up to
 the total and a re-run job can never overwrite or double-count a final result.
 
+Two records are implicit, to spare a write per recipient and per call. A queued
+recipient that nothing has moved yet has no stored record: its chunk entry is
+its record (``add_chunk``, ``chunks.Entry.record``), and a move from it expects
+none. A recipient on the wire is in its call's flight (``keys.flights``), its
+stored record unchanged. Every reader (``load``) shows both as they are.
+
 Every move is a compare-and-set. A run claims ``queued → sending`` only if the
-record is still exactly what it loaded, and stamps it with its run token and
-the moment its call must be over (``until``); the call's outcome is written
-only by the run holding that token. So two runs of one chunk (a re-run after a
-crash, a resubmission, a requeue) never both send one recipient, and no run
-overwrites another run's in-flight outcome. The one exception is deliberate: a
+record is still exactly what it loaded (or still absent), in no other flight,
+and stamps the flight with its run token and the moment its call must be over
+(``until``); the call's outcome is written only by the run holding that token.
+So two runs of one chunk (a re-run after a crash, a resubmission, a requeue)
+never both send one recipient, and no run overwrites another run's in-flight
+outcome. The one exception is deliberate: a
 late, certain answer of the run that owns an ``unknown`` record replaces it.
 
 The same step keeps what a dashboard reads without walking the records: the
@@ -156,6 +163,12 @@ def _tally_of(record: Record) -> tuple[str, int, str]:
     if isinstance(code, float):
         return f"code:{code:.14g}", -1, ""  # as Lua 5.1's tostring
     return "code:none", -1, ""
+
+
+def entry_records(entries: Iterable[chunks.Entry]) -> dict[int, Record]:
+    """The records of recipients nothing has moved yet, by index: their entries' (no
+    record is stored for them until they move, ``ResultStore.add_chunk``)."""
+    return {e.index: cast(Record, e.record()) for e in entries}
 
 
 def successor(old: Record, status: str, **fields: Any) -> Record:
@@ -484,12 +497,15 @@ local function move(idx, new, rec, expect, tfield, tparts, mid)
     end
   else
     local cur = redis.call('HGET', RKEY(idx), idx)
-    if not cur then return 0 end
+    if not cur then  -- untouched (no record until it moves): as queued, if so expected
+      if kind ~= '=' and kind ~= 'q' then return 0 end
+      cur, old = '', 'queued'
+    end
     if kind == '=' then
       local sp = string.find(expect, ' ', 2, true)
       local said, was = string.sub(expect, 2, sp - 1), string.sub(expect, sp + 1)
       if cur ~= was then return 0 end
-      if said ~= '' then old = said end  -- the writer knew what it replaced
+      if said ~= '' and old == nil then old = said end  -- the writer knew what it replaced
     end
     if old == nil then old = cmsgpack.unpack(cur)['status'] end
     if FINAL[old] or (kind == 'q' and old ~= 'queued') then return 0 end
@@ -591,7 +607,8 @@ for _, item in ipairs(items) do candidates[#candidates + 1] = tonumber(item[1]) 
 local flying = read_bits(candidates)
 for i, item in ipairs(items) do
   local idx = candidates[i]
-  if not is_set(flying, idx) and redis.call('HGET', RKEY(item[1]), item[1]) == item[2] then
+  local cur = redis.call('HGET', RKEY(item[1]), item[1]) or ''  -- '': untouched
+  if not is_set(flying, idx) and cur == item[2] then
     claimed[#claimed + 1] = idx
     set_bit(flying, idx, true)
   end
@@ -609,8 +626,8 @@ return claimed
 )
 
 # Initial records; a record that already exists (a resubmission) is left alone.
-# ARGV: now, then a MessagePack array of [index, status, record] (``_batch``).
-_LUA_ADD = (
+# ``add`` writes them; ``added_all`` moves the counters and the breakdown once.
+_LUA_ADDING = (
     _LUA_COUNT
     + _LUA_TALLY
     + """
@@ -621,44 +638,78 @@ local function added_one(status, rec)
   added = added + 1
   tally_rec(status, rec)
 end
-local items = cmsgpack.unpack(ARGV[2])
-for _, item in ipairs(items) do
-  if cancelled and item[2] == 'queued' then
-    local r = cmsgpack.unpack(item[3])
-    r['status'] = 'cancelled'
-    item[2], item[3] = 'cancelled', cmsgpack.pack(r)
-  end
-end
--- A run of items in one results hash that does not exist yet (a first submit) is
--- written with one HSET; otherwise (a resubmission) each one only where it is not.
-local first = 1
-while first <= #items do
-  local key, last = RKEY(items[first][1]), first
-  while last < #items and RKEY(items[last + 1][1]) == key do last = last + 1 end
-  if redis.call('EXISTS', key) == 0 then
-    local args = {}
-    for i = first, last do
-      args[#args + 1], args[#args + 2] = items[i][1], items[i][3]
-      added_one(items[i][2], items[i][3])
+local function add(items)
+  for _, item in ipairs(items) do
+    if cancelled and item[2] == 'queued' then
+      local r = cmsgpack.unpack(item[3])
+      r['status'] = 'cancelled'
+      item[2], item[3] = 'cancelled', cmsgpack.pack(r)
     end
-    redis.call('HSET', key, unpack(args))
-  else
-    for i = first, last do
-      if redis.call('HSETNX', key, items[i][1], items[i][3]) == 1 then
+  end
+  -- A run of items in one results hash that does not exist yet (a first submit) is
+  -- written with one HSET; otherwise (a resubmission) each one only where it is not.
+  local first = 1
+  while first <= #items do
+    local key, last = RKEY(items[first][1]), first
+    while last < #items and RKEY(items[last + 1][1]) == key do last = last + 1 end
+    if redis.call('EXISTS', key) == 0 then
+      local args = {}
+      for i = first, last do
+        args[#args + 1], args[#args + 2] = items[i][1], items[i][3]
         added_one(items[i][2], items[i][3])
       end
+      redis.call('HSET', key, unpack(args))
+    else
+      for i = first, last do
+        if redis.call('HSETNX', key, items[i][1], items[i][3]) == 1 then
+          added_one(items[i][2], items[i][3])
+        end
+      end
     end
+    first = last + 1
   end
-  first = last + 1
 end
-write_tally()
-for status, n in pairs(counts) do
-  redis.call('HINCRBY', KEYS[1], 'n:' .. status, n)
-  count(status, n)
+local function added_all(now)
+  write_tally()
+  for status, n in pairs(counts) do
+    redis.call('HINCRBY', KEYS[1], 'n:' .. status, n)
+    count(status, n)
+  end
+  if added > 0 then redis.call('HINCRBY', KEYS[1], 'total', added) end
+  redis.call('HSET', KEYS[1], 'touched_at', now)
 end
-if added > 0 then redis.call('HINCRBY', KEYS[1], 'total', added) end
-redis.call('HSET', KEYS[1], 'touched_at', ARGV[1])
+"""
+)
+
+# ARGV: now, then a MessagePack array of [index, status, record] (``_batch``).
+_LUA_ADD = (
+    _LUA_ADDING
+    + """
+add(cmsgpack.unpack(ARGV[2]))
+added_all(ARGV[1])
 return added
+"""
+)
+
+# A chunk and its recipients, once (a resubmission writes the same chunk again and
+# changes nothing): its queued recipients are untouched, counted without a record each
+# (``Entry.record`` is theirs until something moves them), the others get theirs.
+# A cancelled sending takes none: its queued recipients must be recorded cancelled.
+# ARGV: now, chunk name, its entries (``chunks.encode``), queued recipients, then a
+# MessagePack array of [index, status, record] of the others. 1 added, 0 there
+# already, -1 cancelled.
+_LUA_ADD_CHUNK = (
+    _LUA_ADDING
+    + """
+if cancelled then return -1 end
+if redis.call('HSETNX', KEYS[4], ARGV[2], ARGV[3]) == 0 then return 0 end
+local queued = tonumber(ARGV[4])
+if queued > 0 then
+  counts['queued'], added = queued, queued
+end
+add(cmsgpack.unpack(ARGV[5]))
+added_all(ARGV[1])
+return 1
 """
 )
 
@@ -722,15 +773,16 @@ return moved
 """
 )
 
-# Cancel: queued recipients become cancelled, built from their current record.
-# ARGV: now, ttl, then indices.
+# Cancel: queued recipients become cancelled, built from their current record (or, for
+# one nothing has moved yet, from the record its entry gives, ``Entry.record``).
+# ARGV: now, ttl, then (index, that untouched record or '') pairs.
 _LUA_CANCEL = (
     _LUA_MOVE
     + """
 local moved = 0
-for i = 3, #ARGV do
-  local cur = redis.call('HGET', RKEY(ARGV[i]), ARGV[i])
-  if cur then
+for i = 3, #ARGV, 2 do
+  local cur = redis.call('HGET', RKEY(ARGV[i]), ARGV[i]) or ARGV[i + 1]
+  if cur ~= '' then
     local r = cmsgpack.unpack(cur)
     if r['status'] == 'queued' then
       r['status'] = 'cancelled'
@@ -767,6 +819,7 @@ class ResultStore:
         self._record = redis.register_script(_LUA_RECORD)
         self._claim = redis.register_script(_LUA_CLAIM)
         self._add = redis.register_script(_LUA_ADD)
+        self._add_chunk = redis.register_script(_LUA_ADD_CHUNK)
         self._open = redis.register_script(_LUA_OPEN)
         self._create = redis.register_script(_LUA_CREATE)
         self._reopen = redis.register_script(_LUA_REOPEN)
@@ -787,17 +840,27 @@ class ResultStore:
         ]
 
     async def create_sending(
-        self, sending_id: str, kind: str, spec: Mapping[str, Any], spec_digest: str
+        self,
+        sending_id: str,
+        kind: str,
+        spec: Mapping[str, Any],
+        spec_digest: str,
+        *,
+        chunk_size: int | None = None,
     ) -> bool:
         """Claim the sending id; False when it exists already with the same content.
 
         A spec whose payload names a campaign (the provider's ``campaignName``) is
-        findable by it (``find_campaigns``) from the same step on."""
+        findable by it (``find_campaigns``) from the same step on. With ``chunk_size``,
+        chunk ``n`` holds the recipients from ``n × chunk_size`` on, and those nothing
+        has moved yet are read from it (``load``)."""
         created = now_iso()
         fields: list[Any] = [
             "kind", kind, "state", "enqueuing", "spec", codec.dumps(spec),
             "created_at", created, "touched_at", created, "total", 0,
         ]  # fmt: skip
+        if chunk_size is not None:
+            fields += ["chunk_size", chunk_size]
         for status in STATUSES:
             fields += [f"n:{status}", 0]
         campaign = campaign_of(spec)
@@ -822,6 +885,21 @@ class ResultStore:
         if not items:
             return 0
         return int(await self._add(keys=self._keys(sending_id), args=[now_iso(), _batch(items)]))
+
+    async def add_chunk(
+        self,
+        sending_id: str,
+        chunk: str,
+        entries: bytes,
+        queued: int,
+        others: Iterable[tuple[int, Record]],
+    ) -> bool:
+        """A chunk (``chunks.encode``) and its recipients: ``queued`` of them untouched,
+        without a record each, and ``others`` (refused, suppressed) with theirs. False
+        when the sending is cancelled: nothing was written, every record must be."""
+        items = [(str(i), r["status"], codec.pack(r)) for i, r in others]
+        argv: list[Any] = [now_iso(), chunk, entries, queued, _batch(items)]
+        return int(await self._add_chunk(keys=self._keys(sending_id), args=argv)) >= 0
 
     async def open(self, sending_id: str, chunk_count: int) -> str:
         """All chunks are enqueued: the sending can now finish. Returns its state."""
@@ -903,9 +981,16 @@ class ResultStore:
         return True
 
     async def cancel_queued(self, sending_id: str, indices: list[int]) -> int:
+        """Record cancelled those of ``indices`` still queued and not on the wire. Those
+        nothing has moved yet have no record: the script is given the one their entry
+        gives (``untouched``), to use where it finds none."""
         if not indices:
             return 0
-        args: list[Any] = [now_iso(), self.ttl, *indices]
+        untouched = await self.untouched(sending_id, indices)
+        args: list[Any] = [now_iso(), self.ttl]
+        for i in indices:
+            given = untouched.get(i)
+            args += [i, codec.pack(given) if given is not None else ""]
         return int(await self._cancel(keys=self._keys(sending_id), args=args))
 
     async def spec(self, sending_id: str) -> dict[str, Any] | None:
@@ -930,10 +1015,47 @@ class ResultStore:
             if r is not None
         }
 
+    async def chunk_size(self, sending_id: str) -> int | None:
+        """The recipients per chunk its submit used, if it recorded them."""
+        size = await self.redis.hget(keys.sending(sending_id), "chunk_size")
+        return int(size) if size is not None else None
+
+    async def untouched(self, sending_id: str, indices: Sequence[int]) -> dict[int, Record]:
+        """The records of those of ``indices`` that nothing has moved yet, from their
+        chunks (``Entry.record``); call it for indices without a stored record."""
+        size = await self.chunk_size(sending_id)
+        if size is None or not indices:
+            return {}
+        found: dict[int, Record] = {}
+        by_chunk: dict[int, list[int]] = {}
+        for i in indices:
+            by_chunk.setdefault(i // size, []).append(i)
+        for n, some in by_chunk.items():
+            given = entry_records(await chunks.load(self.redis, sending_id, str(n)) or [])
+            found.update((i, given[i]) for i in some if i in given)
+        return found
+
     async def load(self, sending_id: str, indices: list[int]) -> dict[int, Record]:
-        """Each recipient's record as it is now: ``sending`` while in a flight."""
+        """Each recipient's record as it is now: ``sending`` while in a flight, and the
+        one its chunk entry gives while nothing has moved it."""
+        return await self._load(sending_id, indices, None)
+
+    async def load_chunk(self, sending_id: str, entries: list[chunks.Entry]) -> dict[int, Record]:
+        """``load`` for a chunk's entries, which give the untouched ones' records without
+        reading the chunk again."""
+        return await self._load(sending_id, [e.index for e in entries], entries)
+
+    async def _load(
+        self, sending_id: str, indices: list[int], entries: list[chunks.Entry] | None
+    ) -> dict[int, Record]:
         raw = await self.load_raw(sending_id, indices)
         found: dict[int, Record] = {i: codec.unpack(r) for i, r in raw.items()}
+        if len(found) < len(indices):
+            if entries is None:
+                missing = [i for i in indices if i not in found]
+                found.update(await self.untouched(sending_id, missing))
+            else:
+                found.update(entry_records(e for e in entries if e.index not in found))
         for i, flight in (await self.in_flight(sending_id, list(found))).items():
             found[i] = on_the_wire(found[i], flight)
         return found

@@ -10,17 +10,17 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import cast
 
 import httpx
 import pytest
-import redis
+from redis.asyncio import Redis as AsyncRedis
 
-from jobs import codec, keys
+from jobs import keys
 from jobs.base import InvalidJob
 from jobs.chunks import Entry
 from jobs.planning import Call
 from jobs.producer import Producer
+from jobs.results import Record, ResultStore
 from jobs.settings import Settings
 from jobs.sms import Sms
 from tests.helpers import drain, enqueue_entries, numbers, running_worker, sandbox_stats, wait_until
@@ -287,10 +287,15 @@ def test_cli_streams_a_csv_file(env: dict[str, str], tmp_path: Path, redis_url: 
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     sending_id = json.loads(done.stdout)["id"]
-    raw = cast(
-        dict[bytes, bytes], redis.Redis.from_url(redis_url).hgetall(keys.results(sending_id, 0))
-    )
-    got = sorted((int(k), codec.unpack(v)["to"], codec.unpack(v)["status"]) for k, v in raw.items())
+
+    async def records() -> dict[int, Record]:
+        client = AsyncRedis.from_url(redis_url)
+        try:
+            return await ResultStore(client).load(sending_id, [0, 1, 2])
+        finally:
+            await client.aclose()
+
+    got = sorted((i, r["to"], r["status"]) for i, r in asyncio.run(records()).items())
     assert got == [
         (0, "34666555444", "queued"),
         (1, "abc", "rejected"),

@@ -234,7 +234,7 @@ async def test_a_recipient_claimed_before_flights_existed_is_unknown_not_sent_ag
     ``sending`` record of its own, whose call is over, may have reached the provider.
     It is recorded ``unknown`` with that run, as before, and never sent again."""
     sending_id = await producer.submit(sms(3))
-    loaded = codec.unpack((await producer.store.load_raw(sending_id, [1]))[1])
+    loaded = (await producer.store.load(sending_id, [1]))[1]
     claimed = {**loaded, "status": "sending", "attempts": 1, "run": "old", "until": 1.0}
     redis = redis_of(producer)
     await redis.hset(keys.results(sending_id, 1), "1", codec.pack(claimed))

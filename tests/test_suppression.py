@@ -309,22 +309,24 @@ async def test_whatsapp_messages_to_and_voice_are_screened(producer: Producer, d
 async def test_a_resubmission_keeps_what_the_first_attempt_recorded(
     producer: Producer, settings: Settings, db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Records written, then a crash before the chunk: the address is suppressed in
-    between. Its record says queued, so the chunk must still carry it (or it would never
-    end), and it is sent — it was queued before it was suppressed."""
+    """A chunk written (its recipients queued), then a crash before its job: the
+    address is suppressed in between. It is queued, so the chunk must still carry it (or
+    it would never end), and it is sent — it was queued before it was suppressed. (A
+    chunk's entries and its recipients' counters are written in one step: a crash
+    cannot fall between them.)"""
     to = numbers(3)
-    save = chunks.save
+    enqueue = chunks.enqueue
     crashed = []
 
-    async def crash(*args: Any) -> None:
+    async def crash(*args: Any, **kwargs: Any) -> bool:
         crashed.append(args)
         raise RuntimeError("producer killed")
 
-    monkeypatch.setattr(chunks, "save", crash)
+    monkeypatch.setattr(chunks, "enqueue", crash)
     with pytest.raises(RuntimeError):
         await producer.submit(sms(to), idempotency_key="crash-once")
     assert crashed
-    monkeypatch.setattr(chunks, "save", save)
+    monkeypatch.setattr(chunks, "enqueue", enqueue)
     await suppression.add(db, "sms", to[1], "suppressed after the first attempt")
     sending_id = await producer.submit(sms(to), idempotency_key="crash-once")
     assert [r["status"] for r in await records(producer, sending_id)] == ["queued"] * 3

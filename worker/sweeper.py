@@ -110,7 +110,7 @@ async def _sending(
         if jobs or keys.parked_field(sending_id, name) in parked:
             continue
         entries = await chunks.load(redis, sending_id, name) or []
-        records = list((await store.load(sending_id, [e.index for e in entries])).values())
+        records = list((await store.load_chunk(sending_id, entries)).values())
         if all(r["status"] in FINAL for r in records):
             await chunks.note_settled(redis, sending_id, name, expires_s=expires_s)
             continue

@@ -39,6 +39,7 @@ from jobs.results import (
     FINAL,
     Flight,
     Record,
+    entry_records,
     expect_exact,
     expect_over,
     expect_run,
@@ -76,6 +77,7 @@ class ChunkRun:
         spec: dict[str, Any],
         raw: dict[int, bytes],
         flying: dict[int, Flight],
+        untouched: dict[int, Record],
     ) -> None:
         self.w = w
         self.settings: Settings = w.settings
@@ -83,8 +85,9 @@ class ChunkRun:
         self.spec = spec
         self.kind: str = spec["kind"]
         self.token = secrets.token_hex(6)
-        self.raw = raw
-        self.current: dict[int, Record] = {i: codec.unpack(r) for i, r in raw.items()}
+        self.raw = raw  # b'': no record yet (untouched, ``untouched`` gives it)
+        self.current: dict[int, Record] = {i: codec.unpack(r) for i, r in raw.items() if r}
+        self.current.update(untouched)
         self.loaded = {i: r["status"] for i, r in self.current.items()}  # the status of raw
         self.flying = flying  # other runs' flights its recipients were in when loaded
         for i, flight in flying.items():
@@ -291,6 +294,15 @@ class ChunkRun:
         await self.w.batcher.send(self.spec["endpoint"], pending)
 
 
+def _untouched(entries: list[Entry], raw: dict[int, bytes]) -> dict[int, Record]:
+    """The recipients of the chunk without a stored record: nothing has moved them yet,
+    and their entry gives their record (``Entry.record``). Their raw is ``b''``, which
+    is what a move from it expects (no record)."""
+    found = entry_records(e for e in entries if e.index not in raw)
+    raw.update(dict.fromkeys(found, b""))
+    return found
+
+
 def _legacy_claim(record: Record) -> Flight | None:
     """A recipient an earlier version claimed with a ``sending`` record of its own (a
     worker upgraded mid-sending): its call, as a flight, so that it is waited for or
@@ -327,7 +339,10 @@ async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
         return {"missing": 1}
     indices = [e.index for e in entries]
     raw = await w.store.load_raw(sending_id, indices)
-    run = ChunkRun(w, sending_id, spec, raw, await w.store.in_flight(sending_id, indices))
+    untouched = _untouched(entries, raw)
+    run = ChunkRun(
+        w, sending_id, spec, raw, await w.store.in_flight(sending_id, indices), untouched
+    )
     expired = _expired(spec["payload"])
     now = time.time()
     pending: list[Entry] = []
@@ -417,13 +432,12 @@ async def _give_up(w: WorkerContext, sending_id: str, chunk: str, why: str) -> N
     entries = await chunks.load(w.redis, sending_id, chunk) or []
     indices = [e.index for e in entries]
     raw = await w.store.load_raw(sending_id, indices)
+    untouched = _untouched(entries, raw)
     flying = await w.store.in_flight(sending_id, indices)
     now = time.time()
     updates: list[Update] = []
     for entry in entries:
-        if entry.index not in raw:
-            continue
-        record = codec.unpack(raw[entry.index])
+        record = untouched.get(entry.index) or codec.unpack(raw[entry.index])
         flight = flying.get(entry.index)
         call = flight or _legacy_claim(record)
         if call is not None:
