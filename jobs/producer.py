@@ -1,9 +1,10 @@
 """How backend services hand a sending to the pipeline.
 
 ``submit`` validates (the model did), records every recipient, and enqueues one
-arq job per chunk with a deterministic id. The order matters for "nothing
-lost": recipients and the chunk's entries are recorded before its job is
-enqueued, so a crash between the two leaves a chunk the sweeper enqueues; and
+arq job per chunk with a deterministic id. A queued recipient's record is its
+chunk entry until something moves it (``ResultStore.add_chunk``). The order
+matters for "nothing lost": recipients and the chunk's entries are recorded
+before its job is enqueued, so a crash between the two leaves a chunk the sweeper enqueues; and
 a resubmission with the same idempotency key re-enqueues the same job ids (arq
 ignores the ones it has), so a producer that crashed half-way can simply submit
 again. Every submit has a key — one is made up when the caller gives none — so
