@@ -607,8 +607,9 @@ for _, item in ipairs(items) do candidates[#candidates + 1] = tonumber(item[1]) 
 local flying = read_bits(candidates)
 for i, item in ipairs(items) do
   local idx = candidates[i]
-  local cur = redis.call('HGET', RKEY(item[1]), item[1]) or ''  -- '': untouched
-  if not is_set(flying, idx) and cur == item[2] then
+  local unmoved = not is_set(flying, idx)
+    and (redis.call('HGET', RKEY(item[1]), item[1]) or '') == item[2]  -- '': untouched
+  if unmoved then
     claimed[#claimed + 1] = idx
     set_bit(flying, idx, true)
   end
