@@ -641,33 +641,13 @@ local function added_one(status, rec)
 end
 local function add(items)
   for _, item in ipairs(items) do
-    if cancelled and item[2] == 'queued' then
-      local r = cmsgpack.unpack(item[3])
+    local idx, status, rec = item[1], item[2], item[3]
+    if cancelled and status == 'queued' then
+      local r = cmsgpack.unpack(rec)
       r['status'] = 'cancelled'
-      item[2], item[3] = 'cancelled', cmsgpack.pack(r)
+      status, rec = 'cancelled', cmsgpack.pack(r)
     end
-  end
-  -- A run of items in one results hash that does not exist yet (a first submit) is
-  -- written with one HSET; otherwise (a resubmission) each one only where it is not.
-  local first = 1
-  while first <= #items do
-    local key, last = RKEY(items[first][1]), first
-    while last < #items and RKEY(items[last + 1][1]) == key do last = last + 1 end
-    if redis.call('EXISTS', key) == 0 then
-      local args = {}
-      for i = first, last do
-        args[#args + 1], args[#args + 2] = items[i][1], items[i][3]
-        added_one(items[i][2], items[i][3])
-      end
-      redis.call('HSET', key, unpack(args))
-    else
-      for i = first, last do
-        if redis.call('HSETNX', key, items[i][1], items[i][3]) == 1 then
-          added_one(items[i][2], items[i][3])
-        end
-      end
-    end
-    first = last + 1
+    if redis.call('HSETNX', RKEY(idx), idx, rec) == 1 then added_one(status, rec) end
   end
 end
 local function added_all(now)
