@@ -8,7 +8,7 @@ costs alone — steadier than ``bench/throughput.py``'s, where everything runs a
 once on two cores and a run varies by a tenth.
 
 With ``--format flamegraph`` (the default) ``py-spy record`` samples the worker at
-200 Hz and the SVG goes to ``docs/profile-worker.svg`` (the README's profile), or
+200 Hz (``--rate``) and the SVG goes to ``docs/profile-worker.svg`` (the README's profile), or
 where ``--out`` says; ``raw`` writes the collapsed stacks instead, to read as text;
 ``none`` samples nothing (py-spy pauses the worker to sample it: the CPU figures
 are then the worker's own). The sending's Redis commands follow, from ``INFO
@@ -16,7 +16,7 @@ commandstats``: calls and µs per recipient each, those the scripts make counted
 both alone and inside their ``EVALSHA``.
 
 Run: python bench/profile_worker.py [--recipients 100000] [--out docs/profile-worker.svg]
-     [--format flamegraph|raw|none]
+     [--format flamegraph|raw|none] [--rate 200]
 (the last line is machine-readable: RESULT key=value ...)
 """
 
@@ -51,7 +51,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-async def profile(n: int, out: Path, fmt: str) -> dict[str, Any]:
+async def profile(n: int, out: Path, fmt: str, rate: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         server = RedisServer(Path(folder))
         server.start()
@@ -94,7 +94,7 @@ async def profile(n: int, out: Path, fmt: str) -> dict[str, Any]:
                     if fmt != "none":
                         spy = subprocess.Popen(
                             [str(Path(sys.executable).parent / "py-spy"), "record", "-p",
-                             str(worker.pid), "-o", str(out), "-f", fmt, "-r", "200"],
+                             str(worker.pid), "-o", str(out), "-f", fmt, "-r", str(rate)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                         )  # fmt: skip
                     started = time.monotonic()
@@ -129,8 +129,9 @@ def main() -> int:
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=Path("docs/profile-worker.svg"))
     parser.add_argument("--format", default="flamegraph", choices=["flamegraph", "raw", "none"])
+    parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     args = parser.parse_args()
-    got = asyncio.run(profile(args.recipients, args.out, args.format))
+    got = asyncio.run(profile(args.recipients, args.out, args.format, args.rate))
     where = f"; profile in {args.out}" if args.format != "none" else ""
     print(f"{args.recipients:,} recipients final in {got['seconds']:.1f}s after the submit{where}")
     print(

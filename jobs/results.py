@@ -314,14 +314,15 @@ end
 _LUA_TALLY = f"""
 local FINAL = {_FINAL_LUA}
 local TALLY = {{}}
-local function tally(field, parts)  -- parts < 0: none to add
+local function tally_n(field, parts, n)  -- n recipients alike; parts < 0: none to add
   if field == '' then return end
-  TALLY[field] = (TALLY[field] or 0) + 1
+  TALLY[field] = (TALLY[field] or 0) + n
   if parts >= 0 then
     local pfield = 'parts:' .. string.sub(field, 10)  -- 'accepted:<encoding>'
-    TALLY[pfield] = (TALLY[pfield] or 0) + parts
+    TALLY[pfield] = (TALLY[pfield] or 0) + parts * n
   end
 end
+local function tally(field, parts) tally_n(field, parts, 1) end
 local function tally_rec(status, rec)
   if not FINAL[status] or status == 'cancelled' or status == 'suppressed' then return end
   local r = cmsgpack.unpack(rec)
@@ -575,10 +576,65 @@ end
 """
 )
 
+# The bulk of all moves are a run's answers for its own flight, and they are alike: one
+# call, one new status, one tally field. ``landing`` moves such a group with one HSET
+# per results hash instead of one per recipient (each call from Lua is also a command
+# fed to the AOF); a recipient no longer in the flight (a late answer) takes ``move``.
+_LUA_LANDING = """
+local HSET_ARGS = 1000  -- fields and values per HSET: Lua's unpack takes some 8,000
+local function hset_all(fields)  -- results key → {idx, rec, idx, rec, ...}
+  for key, args in pairs(fields) do
+    for s = 1, #args, HSET_ARGS do
+      redis.call('HSET', key, unpack(args, s, math.min(s + HSET_ARGS - 1, #args)))
+    end
+  end
+end
+-- g: {run, call, status, tally field, parts, indices, records, message ids}
+local function landing(g, applied)
+  local run, call, new, tfield, tparts, idxs, recs, mids = unpack(g)
+  local f, fields, landed = FLIGHT(call), {}, {}
+  local mine, expect = f and f[1] == run, '@' .. run .. ' ' .. call
+  for i, idx in ipairs(idxs) do
+    if mine and f[5][idx] then
+      local key = RKEY(idx)
+      local args = fields[key]
+      if not args then
+        args = {}
+        fields[key] = args
+      end
+      args[#args + 1] = idx
+      args[#args + 1] = recs[i]
+      landed[#landed + 1] = i
+      applied[#applied + 1] = idx
+    elseif move(tostring(idx), new, recs[i], expect, tfield, tparts, mids[i]) == 1 then
+      applied[#applied + 1] = idx
+    end
+  end
+  local n = #landed
+  if n == 0 then return end
+  hset_all(fields)
+  LANDED[call] = LANDED[call] or {}
+  for _, i in ipairs(landed) do LANDED[call][idxs[i]] = true end
+  DELTA['sending'] = (DELTA['sending'] or 0) - n
+  DELTA[new] = (DELTA[new] or 0) + n
+  REACHED[new] = (REACHED[new] or 0) + n
+  tally_n(tfield, tparts, n)
+  if new == 'accepted' and LINKS() then
+    local sid = redis.call('HGET', KEYS[1], 'id')
+    for _, i in ipairs(landed) do
+      if mids[i] ~= '' then ev_link(sid, idxs[i], mids[i], tonumber(ARGV[2])) end
+    end
+  end
+  CALLED = true
+end
+"""
+
 # ARGV: now, ttl, then a MessagePack array of [index, status, record, expect, tally
-# field, parts, message id] (``ResultStore.record``). Returns the indices that moved.
+# field, parts, message id] (``ResultStore.record``), then one of landings (above).
+# Returns the indices that moved.
 _LUA_RECORD = (
     _LUA_MOVE
+    + _LUA_LANDING
     + """
 local applied = {}
 for _, u in ipairs(cmsgpack.unpack(ARGV[3])) do
@@ -586,6 +642,7 @@ for _, u in ipairs(cmsgpack.unpack(ARGV[3])) do
     applied[#applied + 1] = tonumber(u[1])
   end
 end
+for _, g in ipairs(cmsgpack.unpack(ARGV[4])) do landing(g, applied) end
 flush(ARGV[1])
 settle(ARGV[1], ARGV[2])
 return applied
@@ -599,16 +656,37 @@ return applied
 # record as loaded]. Returns the indices claimed.
 _LUA_CLAIM = (
     _LUA_MOVE
+    + _LUA_LANDING
     + """
 local items, claimed = cmsgpack.unpack(ARGV[5]), {}
 if CANCELLED or #items == 0 then return claimed end
 local candidates = {}
 for _, item in ipairs(items) do candidates[#candidates + 1] = tonumber(item[1]) end
 local flying = read_bits(candidates)
+local wanted = {}  -- results key → the fields to read: one HMGET each, not an HGET each
+for i, item in ipairs(items) do
+  if not is_set(flying, candidates[i]) then
+    local key = RKEY(item[1])
+    local fields = wanted[key]
+    if not fields then
+      fields = {}
+      wanted[key] = fields
+    end
+    fields[#fields + 1] = item[1]
+  end
+end
+local stored = {}  -- idx → its record, or false: untouched
+for key, fields in pairs(wanted) do
+  for s = 1, #fields, HSET_ARGS do
+    local e = math.min(s + HSET_ARGS - 1, #fields)
+    local values = redis.call('HMGET', key, unpack(fields, s, e))
+    for j = s, e do stored[fields[j]] = values[j - s + 1] end
+  end
+end
 for i, item in ipairs(items) do
   local idx = candidates[i]
-  local unmoved = not is_set(flying, idx)
-    and (redis.call('HGET', RKEY(item[1]), item[1]) or '') == item[2]  -- '': untouched
+  local raw = stored[item[1]]
+  local unmoved = raw ~= nil and (raw or '') == item[2]  -- '': untouched
   if unmoved then
     claimed[#claimed + 1] = idx
     set_bit(flying, idx, true)
@@ -892,13 +970,34 @@ class ResultStore:
     async def record(
         self, sending_id: str, updates: Iterable[tuple[int, Record, str | bytes]]
     ) -> set[int]:
-        """Write new records where their CAS condition holds; returns the indices moved."""
-        items = [
-            (str(i), r["status"], codec.pack(r), expect, *_tally_of(r)) for i, r, expect in updates
-        ]
-        if not items:
+        """Write new records where their CAS condition holds; returns the indices moved.
+
+        A run's final answers for its own flight go as landings (``_LUA_LANDING``), a
+        group per call, status and tally: what they share is sent once."""
+        items: list[tuple[Any, ...]] = []
+        landings: dict[tuple[bytes, str, str, int], tuple[list[int], list[bytes], list[str]]]
+        landings = {}
+        for i, r, expect in updates:
+            status, rec = r["status"], codec.pack(r)
+            tfield, tparts, mid = _tally_of(r)
+            if expect[:1] in ("@", b"@") and status in FINAL:
+                key = (expect if isinstance(expect, bytes) else expect.encode(), status,
+                       tfield, tparts)  # fmt: skip
+                group = landings.get(key)
+                if group is None:
+                    group = landings[key] = ([], [], [])
+                group[0].append(i)
+                group[1].append(rec)
+                group[2].append(mid)
+            else:
+                items.append((str(i), status, rec, expect, tfield, tparts, mid))
+        if not items and not landings:
             return set()
-        argv: list[Any] = [now_iso(), self.ttl, _batch(items)]
+        groups = [
+            (*expect[1:].decode().split(" ", 1), status, tfield, tparts, *group)
+            for (expect, status, tfield, tparts), group in landings.items()
+        ]
+        argv: list[Any] = [now_iso(), self.ttl, _batch(items), _batch(groups)]
         return set(await self._record(keys=self._keys(sending_id), args=argv))
 
     async def claim(

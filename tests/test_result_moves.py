@@ -171,3 +171,37 @@ async def test_a_final_record_is_never_moved_by_its_exact_bytes(
     for said in ("accepted", ""):
         assert await rs.record(sid, [(3, again, expect_exact(final, said))]) == set()
     assert (await rs.load(sid, [3]))[3]["status"] == "accepted"
+
+
+async def test_a_whole_flight_lands_in_one_write_across_results_hashes(
+    store: tuple[ResultStore, str],
+) -> None:
+    """A run's answers for its own flight go as one landing (one HSET per results hash):
+    mixed statuses, a recipient already gone from the flight, and the counters, the
+    breakdown and the flight's bits as a move of each would leave them."""
+    rs, sid = store
+    indices = list(range(60, 70))  # two results hashes (64 each)
+    call = await claim(rs, sid, indices, "r1")
+    expect = expect_run("r1", call)
+    assert await answer(rs, sid, 61, expect, id="m61", parts=1, encoding="gsm")  # landed
+    old = await rs.load(sid, indices)
+    moves = [
+        (i, successor(old[i], "accepted", id=f"m{i}", parts=2, encoding="gsm"), expect)
+        for i in indices
+        if i < 66
+    ] + [
+        (i, successor(old[i], "rejected", code=103, description="Invalid phone"), expect)
+        for i in indices
+        if i >= 66
+    ]
+    assert await rs.record(sid, moves) == set(indices) - {61}
+    after = await rs.load(sid, indices)
+    assert [after[i]["status"] for i in indices] == ["accepted"] * 6 + ["rejected"] * 4
+    assert after[64]["id"] == "m64" and after[61]["parts"] == 1 and after[69]["code"] == 103
+    assert (await counts(rs, sid))["accepted"] == 6 and (await counts(rs, sid))["sending"] == 0
+    breakdown = await rs.breakdown(sid)
+    assert breakdown.accepted_by_encoding == {"gsm": 6} and breakdown.parts == {"gsm": 11}
+    assert breakdown.codes == {"103": 4}
+    assert await rs.in_flight(sid, indices) == {}
+    assert not await rs.redis.exists(keys.flights(sid), keys.flying(sid))
+    assert await rs.record(sid, moves) == set()  # once only
