@@ -60,6 +60,18 @@ class SmsInfo:
     offending: list[str] = field(default_factory=list)
 
 
+_ONE_PARTS: dict[tuple[Encoding, int], SmsInfo] = {}
+
+
+def _one_part(encoding: Encoding, length: int) -> SmsInfo:
+    """A one-part text's info, made once per length: building a frozen dataclass cost
+    more than pricing the text (0.5 µs of 0.9). Nothing changes an ``SmsInfo``."""
+    info = _ONE_PARTS.get((encoding, length))
+    if info is None:
+        info = _ONE_PARTS[encoding, length] = SmsInfo(encoding, length, 1, SINGLE[encoding], [])
+    return info
+
+
 def transliterate(text: str) -> str:
     """What the provider does to the text with ``trans=1``."""
     return text.translate(TRANSLITERATION)
@@ -159,7 +171,7 @@ def analyze(
         and (max_parts is None or max_parts >= 1)
         and _ONES[one].fullmatch(text)
     ):  # one part, every character costing one: most texts, priced without a cost list
-        return SmsInfo(cast(Encoding, one), len(text), 1, SINGLE[one], [])
+        return _one_part(cast(Encoding, one), len(text))
     enc, costs, offending = _resolve(text, encoding)
     per_part, chunks = _layout(text, enc, costs)
     info = SmsInfo(enc, sum(costs), len(chunks), per_part, offending)
