@@ -63,7 +63,17 @@ class SmsInfo:
 _ONE_PARTS: dict[tuple[Encoding, int], SmsInfo] = {}
 
 
-def _one_part(encoding: Encoding, length: int) -> SmsInfo:
+def one_cost(encoding: str) -> tuple[Encoding, re.Pattern[str]] | None:
+    """For ``analyze``'s fast path: the encoding a text whose characters all cost one is
+    sent in, and the pattern of such texts; None for an encoding it does not know. A
+    text cut into pieces matches when each piece does: a planner can price a template
+    and its values apart (``jobs.planning``)."""
+    one = "gsm" if encoding == "auto" else encoding
+    pattern = _ONES.get(one)
+    return None if pattern is None else (cast(Encoding, one), pattern)
+
+
+def one_part(encoding: Encoding, length: int) -> SmsInfo:
     """A one-part text's info, made once per length: building a frozen dataclass cost
     more than pricing the text (0.5 µs of 0.9). Nothing changes an ``SmsInfo``."""
     info = _ONE_PARTS.get((encoding, length))
@@ -171,7 +181,7 @@ def analyze(
         and (max_parts is None or max_parts >= 1)
         and _ONES[one].fullmatch(text)
     ):  # one part, every character costing one: most texts, priced without a cost list
-        return _one_part(cast(Encoding, one), len(text))
+        return one_part(cast(Encoding, one), len(text))
     enc, costs, offending = _resolve(text, encoding)
     per_part, chunks = _layout(text, enc, costs)
     info = SmsInfo(enc, sum(costs), len(chunks), per_part, offending)

@@ -14,13 +14,13 @@ body are its descriptor's (``jobs.channels``): nothing here names a channel.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobs import gsm
 from jobs.chunks import Entry
-from jobs.templating import TemplateError, TextRules, filters, render, stand_ins
+from jobs.templating import TemplateError, TextRules, filters, plain_parts, render, stand_ins
 
 if TYPE_CHECKING:
     from jobs.channels import Channel
@@ -88,7 +88,16 @@ def plan_sms(
     # A campaign's recipients mostly share their text (no ``sub``, or the same values):
     # each distinct text is analyzed once per chunk, not once per recipient.
     analyzed: dict[str, gsm.SmsInfo | gsm.SmsTextError] = {}  # a refusal too
+    quick = _quick_pricing(payload["message"], fixed, requested, trans, limit)
     for entry in entries:
+        if quick is not None:
+            info = quick(entry.extras.get("sub") or {})
+            if info is not None:
+                key = (info.encoding, info.parts)
+                if key not in groups:
+                    groups[key] = Call(channel.kind, base, encoding=info.encoding, parts=info.parts)
+                groups[key].entries.append(entry)
+                continue
         try:
             text = render(
                 payload["message"],
@@ -118,6 +127,37 @@ def plan_sms(
             groups[key] = Call(channel.kind, base, encoding=info.encoding, parts=info.parts)
         groups[key].entries.append(entry)
     return list(groups.values()), refused
+
+
+def _quick_pricing(
+    template: str, fixed: Mapping[str, str], requested: str, trans: bool, limit: int
+) -> Callable[[Mapping[str, Any]], gsm.SmsInfo | None] | None:
+    """Most texts are one part of characters that each cost one (``gsm.analyze``'s fast
+    path). When the template's own text is, a recipient whose values all are too is
+    priced from their lengths, without rendering its text: what ``analyze(render(...))``
+    gives it (``tests/test_gsm.py`` checks). None prices a recipient the long way (a
+    value missing, not a string, or another character); None for the function when the
+    template needs the long way for everyone (filters, transliteration)."""
+    plain = plain_parts(template, fixed)
+    ones = gsm.one_cost(requested)
+    if plain is None or ones is None or trans or limit < 1:
+        return None
+    text, names = plain
+    encoding, pattern = ones
+    fits, capacity = pattern.fullmatch, gsm.SINGLE[encoding]
+    if not fits(text):
+        return None
+
+    def price(values: Mapping[str, Any]) -> gsm.SmsInfo | None:
+        length = len(text)
+        for name in names:
+            value = values.get(name)
+            if type(value) is not str or not fits(value):
+                return None
+            length += len(value)
+        return gsm.one_part(encoding, length) if length <= capacity else None
+
+    return price
 
 
 def plan_single_call(

@@ -180,6 +180,24 @@ def render(
     return "".join(out)
 
 
+def plain_parts(template: str, fixed: Mapping[str, str]) -> tuple[str, tuple[str, ...]] | None:
+    """A template whose placeholders take their values as they are (no filter): its
+    text but for them (literals and ``fixed`` stand-ins, joined) and the names of the
+    variables whose values ``render`` puts in; None when a filter changes a value."""
+    steps, tail = _steps(template)
+    text, names = [], []
+    for literal, name, filt, _ in steps:
+        text.append(literal)
+        if name in fixed:  # as render: a stand-in, whatever the filter
+            text.append(fixed[name])
+        elif filt is not None:
+            return None
+        else:
+            names.append(name)
+    text.append(tail)
+    return "".join(text), tuple(names)
+
+
 Step = tuple[str, str, str | None, str]  # literal before, name, filter, as written
 
 

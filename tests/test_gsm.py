@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs import gsm
+from jobs import gsm, planning, templating
 from jobs.charsets import GSM_BASIC, GSM_EXTENSION, GSM_PT_BASIC, GSM_PT_EXTENSION
 
 CYR = "ж"  # one UCS-2 unit, not in GSM
@@ -206,3 +206,58 @@ def test_a_single_part_priced_in_one_match_is_what_the_full_layout_says(
     per_part, parts = gsm._layout(text, enc, costs)
     expected = gsm.SmsInfo(enc, sum(costs), len(parts), per_part, offending)
     assert gsm.analyze(text, encoding) == expected
+
+
+_PLAIN = st.text(alphabet="Hola, 0123456789.", max_size=80)  # what campaigns mostly are
+_PIECE = st.one_of(
+    _PLAIN, st.text(alphabet=st.sampled_from([*"Hola {}|ñ€[", "é", "Ω", "😀"]), max_size=12)
+)
+_VALUE = st.one_of(_PLAIN, _PIECE, st.integers(0, 999), st.none(), st.text(max_size=90))
+
+
+@given(
+    st.lists(
+        st.tuples(_PIECE, st.sampled_from(["a", "b", "UNSUB_URL", "OTP_CODE"]),
+                  st.sampled_from(["", "", "", "|upper"])),
+        max_size=4,
+    ),
+    _PIECE,
+    st.dictionaries(st.sampled_from(["a", "b"]), _VALUE),
+    st.sampled_from(["auto", "gsm", "gsm-pt", "utf-16"]),
+    st.sampled_from([False, False, False, True]),
+    st.sampled_from([1, 1, 2, 0]),
+)  # fmt: skip
+@settings(max_examples=500, deadline=None)
+def test_the_planners_quick_price_is_what_the_rendered_text_costs(
+    steps: list[tuple[str, str, str]], tail: str, values: dict[str, object], encoding: str,
+    trans: bool, limit: int,
+) -> None:  # fmt: skip
+    """``plan_sms`` prices a recipient from its values' lengths when it can: whenever it
+    does, the price is what ``analyze`` gives the text ``render`` makes."""
+    template = "".join(f"{literal}{{{name}{filt}}}" for literal, name, filt in steps) + tail
+    fixed = templating.stand_ins()
+    quick = planning._quick_pricing(template, fixed, encoding, trans, limit)
+    if quick is None:
+        return
+    info = quick(values)
+    if info is None:
+        return
+    text = templating.render(template, values, fixed=fixed)
+    assert info == gsm.analyze(text, encoding, trans=trans, max_parts=limit)
+
+
+def test_the_quick_price_takes_the_usual_campaign_and_leaves_the_rest() -> None:
+    """Not vacuous: a plain template with plain values is priced quickly; a filter, a
+    value that is not a plain string, or transliteration is left to the long way."""
+    fixed = templating.stand_ins()
+    quick = planning._quick_pricing("Hola {name}, {code}. {UNSUB_URL}", fixed, "auto", False, 1)
+    assert quick is not None
+    assert quick({"name": "Ana", "code": "1234"}) == gsm.analyze(
+        templating.render("Hola {name}, {code}. {UNSUB_URL}", {"name": "Ana", "code": "1234"},
+                          fixed=fixed)
+    )  # fmt: skip
+    assert quick({"name": "Zoë", "code": "1234"}) is None  # ë is not in GSM's basic table
+    assert quick({"name": "Ana", "code": 1234}) is None and quick({"name": "Ana"}) is None
+    assert quick({"name": "A" * 150, "code": "1234"}) is None  # two parts: the long way
+    assert planning._quick_pricing("Hola {name|upper}", fixed, "auto", False, 1) is None
+    assert planning._quick_pricing("Hola {name}", fixed, "auto", True, 1) is None

@@ -143,9 +143,12 @@ def test_each_distinct_text_is_analyzed_once_per_chunk(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(gsm, "analyze", counted)
     payload = {"from": "TEST", "message": "Hello {name}"}
-    calls, _ = plan("sms", payload, _entries(["ana", "ana", "luis", "ana", "x" * 200, "x" * 200]))
-    assert sorted(texts) == sorted(["Hello ana", "Hello luis", "Hello " + "x" * 200])
-    assert sorted(len(c.entries) for c in calls) == [4]  # the 200-x texts are refused (105)
+    names = ["ana", "ana", "luis", "Zoë", "ana", "Zoë", "x" * 200, "x" * 200]
+    calls, _ = plan("sms", payload, _entries(names))
+    # One-part texts of one-cost characters are priced from their lengths, never
+    # analyzed (``planning._quick_pricing``); every other text once.
+    assert sorted(texts) == sorted(["Hello Zoë", "Hello " + "x" * 200])
+    assert sorted(len(c.entries) for c in calls) == [2, 4]  # the 200-x texts are refused (105)
 
 
 async def test_producer_refuses_a_long_text_without_parts_before_queueing(
