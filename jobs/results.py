@@ -283,7 +283,7 @@ _RCPT, _SEP = keys.metrics_field(keys.METRICS_RECIPIENTS, ""), keys.metrics_fiel
 _LUA_COUNT = (
     keys.LUA_RESULTS_KEY
     + f"""
-local BUCKET_KEYS = {{}}
+local RESULTS_BUCKET, BUCKET_KEYS = {keys.RESULTS_BUCKET}, {{}}
 local function RKEY(idx)  -- the results hash of recipient idx (results_key, made once)
   local bucket = math.floor(tonumber(idx) / {keys.RESULTS_BUCKET})
   local key = BUCKET_KEYS[bucket]
@@ -657,15 +657,19 @@ return applied
 # in no flight join a new flight, without a write to their records; the run that owns
 # it is the only one that may move them now (``move``). None once the sending is
 # cancelled. ARGV: now, call, run, until (epoch), then a MessagePack array of [index,
-# record as loaded]. Returns the indices claimed.
+# record as loaded], then one of the runs ([first, last], ``_runs``) of those loaded
+# untouched (no record). Returns the indices claimed.
 _LUA_CLAIM = (
     _LUA_MOVE
     + _LUA_LANDING
     + """
-local items, claimed = cmsgpack.unpack(ARGV[5]), {}
-if CANCELLED or #items == 0 then return claimed end
+local items, runs, claimed = cmsgpack.unpack(ARGV[5]), cmsgpack.unpack(ARGV[6]), {}
+if CANCELLED or (#items == 0 and #runs == 0) then return claimed end
 local candidates = {}
 for _, item in ipairs(items) do candidates[#candidates + 1] = tonumber(item[1]) end
+for _, run in ipairs(runs) do
+  for idx = run[1], run[2] do candidates[#candidates + 1] = idx end
+end
 local flying = read_bits(candidates)
 local wanted = {}  -- results key → the fields to read: one HMGET each, not an HGET each
 for i, item in ipairs(items) do
@@ -679,7 +683,22 @@ for i, item in ipairs(items) do
     fields[#fields + 1] = item[1]
   end
 end
-local stored = {}  -- idx → its record, or false: untouched
+-- Untouched recipients have no record: none of them in a results hash that does not
+-- exist (a chunk nothing has moved yet: nothing to read per recipient), the others read.
+local B = RESULTS_BUCKET
+for _, run in ipairs(runs) do
+  for b = math.floor(run[1] / B), math.floor(run[2] / B) do
+    local key = RKEY(b * B)
+    if redis.call('EXISTS', key) == 1 then
+      local fields = wanted[key] or {}
+      wanted[key] = fields
+      for idx = math.max(run[1], b * B), math.min(run[2], b * B + B - 1) do
+        fields[#fields + 1] = tostring(idx)
+      end
+    end
+  end
+end
+local stored = {}  -- idx (a string) → its record, or false: untouched
 for key, fields in pairs(wanted) do
   for s = 1, #fields, HSET_ARGS do
     local e = math.min(s + HSET_ARGS - 1, #fields)
@@ -687,10 +706,14 @@ for key, fields in pairs(wanted) do
     for j = s, e do stored[fields[j]] = values[j - s + 1] end
   end
 end
-for i, item in ipairs(items) do
-  local idx = candidates[i]
-  local raw = stored[item[1]]
-  local unmoved = raw ~= nil and (raw or '') == item[2]  -- '': untouched
+for i, idx in ipairs(candidates) do
+  local unmoved
+  if i <= #items then
+    local raw = stored[items[i][1]]
+    unmoved = raw ~= nil and (raw or '') == items[i][2]  -- '': untouched
+  else  -- of a run: untouched when loaded; still, unless read now and found
+    unmoved = not is_set(flying, idx) and not stored[tostring(idx)]
+  end
   if unmoved then
     claimed[#claimed + 1] = idx
     set_bit(flying, idx, true)
@@ -776,30 +799,40 @@ return 1
 """
 )
 
-# The stored records of some recipients, the indices as one MessagePack array: one
-# HMGET per results hash in here, and only the records that exist come back (a chunk
-# nothing has moved yet has none), as [index, record, ...]. KEYS[1]: the results' prefix.
+# The stored records of some recipients, given as runs of adjacent indices ([first,
+# last], MessagePack): each results hash they fall in read whole (HGETALL), so a chunk
+# nothing has moved yet, whose hashes do not exist, costs a call per hash and nothing
+# per recipient. Only the records that exist come back, as [index, record, ...].
+# KEYS[1]: the results' prefix.
 _LUA_LOAD = (
     keys.LUA_RESULTS_KEY
-    + """
-local wanted, found = {}, {}
-for _, idx in ipairs(cmsgpack.unpack(ARGV[1])) do
-  local key = results_key(KEYS[1], idx)
-  local fields = wanted[key]
-  if not fields then
-    fields = {}
-    wanted[key] = fields
+    + f"""
+local B = {keys.RESULTS_BUCKET}
+local runs, found, seen, want = cmsgpack.unpack(ARGV[1]), {{}}, {{}}, nil
+if #runs > 8 then  -- scattered indices: a set of them rather than a look through the runs
+  want = {{}}
+  for _, run in ipairs(runs) do
+    for idx = run[1], run[2] do want[idx] = true end
   end
-  fields[#fields + 1] = idx
 end
-for key, fields in pairs(wanted) do
-  for s = 1, #fields, 1000 do
-    local e = math.min(s + 999, #fields)
-    local values = redis.call('HMGET', key, unpack(fields, s, e))
-    for j = s, e do
-      if values[j - s + 1] then
-        found[#found + 1] = fields[j]
-        found[#found + 1] = values[j - s + 1]
+local function wanted(idx)
+  if want then return want[idx] == true end
+  for _, run in ipairs(runs) do
+    if idx >= run[1] and idx <= run[2] then return true end
+  end
+  return false
+end
+for _, run in ipairs(runs) do
+  for b = math.floor(run[1] / B), math.floor(run[2] / B) do
+    if not seen[b] then
+      seen[b] = true
+      local all = redis.call('HGETALL', results_key(KEYS[1], b * B))
+      for j = 1, #all, 2 do
+        local idx = tonumber(all[j])
+        if wanted(idx) then
+          found[#found + 1] = idx
+          found[#found + 1] = all[j + 1]
+        end
       end
     end
   end
@@ -807,6 +840,18 @@ end
 return found
 """
 )
+
+
+def _runs(indices: Iterable[int]) -> list[list[int]]:
+    """Sorted runs of adjacent indices, [first, last] each: a chunk is one."""
+    runs: list[list[int]] = []
+    for i in sorted(set(indices)):
+        if runs and runs[-1][1] == i - 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return runs
+
 
 # ARGV: now, ttl, chunks.
 _LUA_OPEN = (
@@ -1042,10 +1087,18 @@ class ResultStore:
     ) -> set[int]:
         """Put recipients on the wire in ``flight``: each one still exactly as loaded (its
         stored bytes) and in no other flight. Returns the indices claimed."""
-        items = [(str(i), raw) for i, raw in loaded]
-        if not items:
+        items, untouched = [], []
+        for i, raw in loaded:
+            if raw:
+                items.append((str(i), raw))
+            else:
+                untouched.append(i)
+        if not items and not untouched:
             return set()
-        argv: list[Any] = [flight.at, flight.call, flight.run, flight.until, _batch(items)]
+        argv: list[Any] = [
+            flight.at, flight.call, flight.run, flight.until, _batch(items),
+            codec.pack(_runs(untouched)),
+        ]  # fmt: skip
         return set(await self._claim(keys=self._keys(sending_id), args=argv))
 
     async def in_flight(self, sending_id: str, indices: Sequence[int]) -> dict[int, Flight]:
@@ -1119,7 +1172,7 @@ class ResultStore:
         if not indices:
             return {}
         found = await self._load_raw(
-            keys=[keys.results_prefix(sending_id)], args=[codec.pack(list(indices))]
+            keys=[keys.results_prefix(sending_id)], args=[codec.pack(_runs(indices))]
         )  # a pipeline of HMGETs cost the worker more than the script costs Redis
         return {int(found[n]): found[n + 1] for n in range(0, len(found), 2)}
 

@@ -205,3 +205,15 @@ async def test_a_whole_flight_lands_in_one_write_across_results_hashes(
     assert await rs.in_flight(sid, indices) == {}
     assert not await rs.redis.exists(keys.flights(sid), keys.flying(sid))
     assert await rs.record(sid, moves) == set()  # once only
+
+
+async def test_load_raw_reads_runs_and_scattered_indices_alike(
+    store: tuple[ResultStore, str],
+) -> None:
+    """``load_raw`` reads whole results hashes for runs of indices: what it returns must
+    be exactly the records asked for, however the indices lie."""
+    rs, sid = store
+    every = await rs.load_raw(sid, list(range(70)))
+    assert sorted(every) == list(range(70))  # all stored by the fixture
+    for asked in ([5], [63, 64], [0, 65, 3], list(range(1, 70, 2)), [69, 2, 2, 80]):
+        assert await rs.load_raw(sid, asked) == {i: every[i] for i in asked if i in every}
