@@ -176,13 +176,14 @@ class Sms(SendJob):
         fixed = stand_ins(rules.short_link_length, otp_length)
         if not rules.allow_unknown:
             subs = self.sub if self.sub is not None else [{}] * len(self.to)
+            needed = missing_variables(self.message, {}, fixed)  # looked up once, not per recipient
             for i, values in enumerate(subs):
-                missing = missing_variables(self.message, values, fixed)
-                if missing:
-                    raise ValueError(
-                        f"sub.{i}: no value for {{{missing[0]}}} used in message "
-                        "(BULKSEND_ALLOW_UNKNOWN_VARIABLES=true lets contact fields fill it)"
-                    )
+                for name in needed:
+                    if values.get(name) is None:  # the first one missing_variables names
+                        raise ValueError(
+                            f"sub.{i}: no value for {{{name}}} used in message "
+                            "(BULKSEND_ALLOW_UNKNOWN_VARIABLES=true lets contact fields fill it)"
+                        )
         if any(name not in fixed for name, _ in variables(self.message)):
             return  # per-recipient texts: checked one by one by the worker
         text = render(self.message, {}, fixed=fixed)
