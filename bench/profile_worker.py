@@ -13,7 +13,8 @@ where ``--out`` says; ``raw`` writes the collapsed stacks instead, to read as te
 ``none`` samples nothing (py-spy pauses the worker to sample it: the CPU figures
 are then the worker's own). The sending's Redis commands follow, from ``INFO
 commandstats``: calls and µs per recipient each, those the scripts make counted
-both alone and inside their ``EVALSHA``.
+both alone and inside their ``EVALSHA``; and each script's µs per recipient, from
+the slow log with every command in it.
 
 Run: python bench/profile_worker.py [--recipients 100000] [--out docs/profile-worker.svg]
      [--format flamegraph|raw|none] [--rate 200]
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import signal
 import subprocess
@@ -37,12 +39,33 @@ import redis as sync_redis
 
 from bulksend.redis_server import RedisServer
 from bulksend.stack import SandboxProcess, WorkerProcesses
+from jobs import results
 from jobs.producer import Producer
 from jobs.settings import Settings
 from jobs.sms import Sms
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 QUEUE = "profile"
+SLOWLOG_ENTRIES = 100_000  # every command of a 100,000-recipient sending and more
+
+
+def script_times(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """µs each of ``jobs.results``' scripts took in all, by name, from the slow log (every
+    command logged): ``INFO commandstats`` counts every ``EVALSHA`` as one command."""
+    names = {
+        hashlib.sha1(text.encode()).hexdigest(): name.removeprefix("_LUA_").lower()
+        for name, text in vars(results).items()
+        if name.startswith("_LUA_") and isinstance(text, str)
+    }
+    took: dict[str, int] = {}
+    for entry in entries:
+        command = entry["command"]  # its arguments are binary (MessagePack): not text
+        if isinstance(command, str):
+            command = command.encode("latin-1", "replace")
+        if command[:8].upper() == b"EVALSHA ":
+            name = names.get(command[8:48].decode("ascii", "replace"), "other")
+            took[name] = took.get(name, 0) + int(entry["duration"])
+    return took
 
 
 def cpu_seconds(pid: int) -> float:
@@ -89,6 +112,9 @@ async def profile(n: int, out: Path, fmt: str, rate: int) -> dict[str, Any]:
                     while b"worker started" not in log.read_bytes():  # its imports are done
                         await asyncio.sleep(0.005)
                     client.config_resetstat()
+                    client.config_set("slowlog-log-slower-than", 0)  # every command: its time
+                    client.config_set("slowlog-max-len", SLOWLOG_ENTRIES)
+                    client.slowlog_reset()
                     worker_before, redis_before = cpu_seconds(worker.pid), cpu_seconds(redis_pid)
                     spy = None
                     if fmt != "none":
@@ -103,6 +129,8 @@ async def profile(n: int, out: Path, fmt: str, rate: int) -> dict[str, Any]:
                     worker_cpu = cpu_seconds(worker.pid) - worker_before
                     send_redis = cpu_seconds(redis_pid) - redis_before
                     commands = cast(dict[str, Any], client.info("commandstats"))
+                    logged = cast(list[dict[str, Any]], client.slowlog_get(SLOWLOG_ENTRIES))
+                    scripts = script_times(logged)
                     if spy is not None:
                         spy.send_signal(signal.SIGINT)  # py-spy writes what it has
                         spy.wait()
@@ -117,6 +145,7 @@ async def profile(n: int, out: Path, fmt: str, rate: int) -> dict[str, Any]:
         "submit_redis_us": submit_redis * per,
         "worker_us": worker_cpu * per,
         "send_redis_us": send_redis * per,
+        "scripts": {name: us / n for name, us in scripts.items()},
         "commands": {
             name.removeprefix("cmdstat_"): (stat["calls"] / n, stat["usec"] / n)
             for name, stat in commands.items()
@@ -139,6 +168,11 @@ def main() -> int:
         f"{got['submit_redis_us']:.1f} (Redis); sending {got['worker_us']:.1f} (worker) + "
         f"{got['send_redis_us']:.1f} (Redis)"
     )
+    print(
+        "the sending's scripts, µs per recipient: "
+        + ", ".join(f"{name} {us:.2f}" for name, us in sorted(got["scripts"].items(),
+                                                               key=lambda s: -s[1]))
+    )  # fmt: skip
     print("the sending's Redis commands, per recipient (calls, µs):")
     for name, (calls, us) in sorted(got["commands"].items(), key=lambda c: -c[1][1])[:8]:
         print(f"  {name:<10} {calls:7.3f} {us:6.2f}")
