@@ -69,8 +69,15 @@ async def save(redis: Any, sending_id: str, chunk: str, entries: Iterable[Entry]
 
 
 async def load(redis: Any, sending_id: str, chunk: str) -> list[Entry] | None:
-    raw = await redis.hget(keys.chunks(sending_id), chunk)
+    raw = await load_encoded(redis, sending_id, chunk)
     return decode(raw) if raw is not None else None
+
+
+async def load_encoded(redis: Any, sending_id: str, chunk: str) -> bytes | None:
+    """The chunk as stored, a few bytes per recipient: decoded, it is a thousand times
+    that (``worker.budget``)."""
+    raw: bytes | None = await redis.hget(keys.chunks(sending_id), chunk)
+    return raw
 
 
 async def note_settled(redis: Any, sending_id: str, chunk: str, *, expires_s: float) -> None:

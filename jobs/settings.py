@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     worker_max_jobs: int = Field(
         100, ge=1, description="Jobs one worker runs at once (many small ones coalesce)"
     )
+    worker_max_recipients: int | None = Field(
+        None,
+        ge=1,
+        description="Recipients one worker's runs hold in memory at once, bounding its RSS "
+        "(a chunk waits for its share before it is read); unset: a chunk for each provider "
+        "connection",
+    )
     worker_poll_delay: float = Field(
         0.01, gt=0, description="Seconds between a worker's looks at the queue"
     )

@@ -14,6 +14,7 @@ from jobs.results import ResultStore
 from jobs.settings import Settings
 from jobs.templating import TextRules
 from worker.batching import Batcher
+from worker.budget import RecipientBudget
 from worker.rate_limit import RateLimiter
 
 SPEC_CACHE_SIZE = 256
@@ -33,6 +34,7 @@ class WorkerContext:
     text_rules: TextRules
     call_budget_s: float  # the longest one provider call may take
     api: Any  # the messaging API as JSON in, JSON out (jobs.contacts.Api), for preparing
+    budget: RecipientBudget  # recipients its runs hold in memory at once
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Chunk jobs this process runs now (``send_chunk`` counts them): its heartbeat says
     # it, so that a dashboard tells a busy worker from an idle one.

@@ -27,6 +27,7 @@ from jobs.results import ResultStore
 from jobs.settings import Settings, get_settings
 from jobs.templating import TextRules
 from worker.batching import Batcher
+from worker.budget import RecipientBudget
 from worker.context import CTX_KEY, WorkerContext, of
 from worker.gateway import ProviderGateway
 from worker.mail_api import MailClient
@@ -82,6 +83,10 @@ async def startup(ctx: dict[str, Any]) -> None:
         text_rules=TextRules.from_settings(settings),
         call_budget_s=max(provider.call_budget_s, mail.call_budget_s),
         api=provider,
+        budget=RecipientBudget(
+            settings.worker_max_recipients
+            or settings.provider_max_connections * settings.chunk_size
+        ),
     )
     ctx["sweeper"] = asyncio.create_task(sweep_forever(redis, settings))
     ctx["worker_id"] = me = worker_id()

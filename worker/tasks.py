@@ -50,6 +50,7 @@ from jobs.results import (
 )
 from jobs.settings import Settings
 from worker.batching import Outcome, Pending
+from worker.budget import NoRoom
 from worker.context import WorkerContext, of
 from worker.error_policy import Action, classify
 from worker.provider import Ambiguous, NotSent, Reply
@@ -63,6 +64,7 @@ EXPIRED_CODE = 119  # the provider's code for expiration-date problems ("Invalid
 MAX_JOB_FAILURES = 50  # runs of one chunk that end in an error before giving up on it
 CLAIM_GRACE_S = 3.0  # after the call budget, time to record the outcome
 SOON_S = 0.05  # how soon a run comes back to go on where nothing else says when
+BUDGET_WAIT_S = 5.0  # a run waits this long for its share of the budget, then comes back
 
 Update = tuple[int, Record, str | bytes]
 
@@ -327,9 +329,10 @@ def _backoff(settings: Settings, attempts: int) -> float:
 
 
 async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
-    entries = await chunks.load(w.redis, sending_id, chunk)
+    started = time.monotonic()
+    blob = await chunks.load_encoded(w.redis, sending_id, chunk)
     spec = await w.spec(sending_id)
-    if entries is None or spec is None:
+    if blob is None or spec is None:
         log.warning(
             "sending %s chunk %s has no record (expired?); nothing to do",
             sending_id,
@@ -337,12 +340,30 @@ async def _run(w: WorkerContext, sending_id: str, chunk: str) -> dict[str, int]:
             extra={"sending": sending_id, "chunk": chunk},
         )
         return {"missing": 1}
+    try:  # its share of the worker's memory before it decodes (``worker.budget``)
+        async with w.budget.hold(w.settings.chunk_size, wait_s=BUDGET_WAIT_S) as held:
+            entries = chunks.decode(blob)
+            held.resize(len(entries))
+            return await _run_chunk(w, sending_id, chunk, spec, entries, started)
+    except NoRoom:
+        raise Retry(defer=SOON_S) from None  # not a failure: the worker is busy
+
+
+async def _run_chunk(
+    w: WorkerContext,
+    sending_id: str,
+    chunk: str,
+    spec: dict[str, Any],
+    entries: list[Entry],
+    started: float,
+) -> dict[str, int]:
     indices = [e.index for e in entries]
     raw = await w.store.load_raw(sending_id, indices)
     untouched = _untouched(entries, raw)
     run = ChunkRun(
         w, sending_id, spec, raw, await w.store.in_flight(sending_id, indices), untouched
     )
+    run.started = started  # the job's time runs from here, a wait for the budget included
     expired = _expired(spec["payload"])
     now = time.time()
     pending: list[Entry] = []

@@ -1,0 +1,95 @@
+"""A worker's runs hold at most ``BULKSEND_WORKER_MAX_RECIPIENTS`` recipients at once
+(``worker.budget``): the semaphore itself, and a real worker process held to it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from bulksend.stack import start_workers
+from jobs import keys
+from jobs.producer import Producer
+from jobs.settings import Settings
+from jobs.sms import Sms
+from tests.helpers import numbers, sandbox_stats, set_faults
+from worker.budget import NoRoom, RecipientBudget
+
+
+async def test_a_share_that_does_not_fit_waits_for_one_given_back() -> None:
+    budget = RecipientBudget(1000)
+    order: list[str] = []
+
+    async def run(name: str, n: int, hold_s: float) -> None:
+        async with budget.hold(n, wait_s=5):
+            order.append(f"{name} in")
+            await asyncio.sleep(hold_s)
+        order.append(f"{name} out")
+
+    first = asyncio.create_task(run("a", 700, 0.05))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(run("b", 700, 0))
+    small = asyncio.create_task(run("c", 10, 0))  # fits beside a: does not wait behind b
+    await asyncio.gather(first, second, small)
+    assert order.index("c in") < order.index("a out") < order.index("b in")
+    assert budget.used == 0
+
+
+async def test_a_share_shrinks_once_the_run_knows_its_size() -> None:
+    budget = RecipientBudget(1000)
+    async with budget.hold(1000, wait_s=5) as held:
+        held.resize(1)  # a one-recipient chunk: the rest goes back at once
+        assert budget.used == 1
+        async with budget.hold(999, wait_s=0.01):
+            assert budget.used == 1000
+        held.resize(5000)  # bigger than the guess: taken without waiting, up to the whole
+        assert budget.used == 1000
+    assert budget.used == 0
+
+
+async def test_no_room_in_time_and_a_cancelled_wait_leave_nothing_held() -> None:
+    budget = RecipientBudget(100)
+    async with budget.hold(100, wait_s=5):
+        with pytest.raises(NoRoom):
+            async with budget.hold(1, wait_s=0.01):
+                pass
+        waiting = asyncio.create_task(budget.hold(50, wait_s=5).__aenter__())
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    assert budget.used == 0
+    async with budget.hold(100, wait_s=0.01):  # nothing was left behind by either
+        assert budget.used == 100
+
+
+async def test_a_worker_holds_no_more_chunks_than_its_budget(
+    settings: Settings, env: dict[str, str], sandbox_url: str
+) -> None:
+    """With slow calls, a worker's runs would otherwise all decode their chunks and wait
+    for a connection (up to ``BULKSEND_PROVIDER_MAX_CONNECTIONS`` calls on the wire at
+    once, each a flight). With room for four chunks, never more than four are."""
+    chunk, total = 250, 5000
+    env = {**env, "BULKSEND_CHUNK_SIZE": str(chunk), "BULKSEND_WORKER_MAX_RECIPIENTS": "1000"}
+    set_faults(sandbox_url, latency_ms=150)
+    redis = aioredis.Redis.from_url(str(settings.redis_url))
+    producer = await Producer.connect(settings.model_copy(update={"chunk_size": chunk}))
+    workers = start_workers(1, env)
+    try:
+        sending_id = await producer.submit(
+            Sms.model_validate({"to": numbers(total), "from": "BUDGET", "message": "Hi"})
+        )
+        most, status = 0, None
+        async with asyncio.timeout(120):
+            while status is None or not status["final"]:
+                most = max(most, await redis.hlen(keys.flights(sending_id)))
+                status = await producer.status(sending_id)
+                await asyncio.sleep(0.01)
+    finally:
+        workers.kill()
+        await producer.close()
+        await redis.aclose()
+    assert status is not None and status["counts"]["accepted"] == total, status
+    assert 1 <= most <= 4, most
+    assert sandbox_stats(sandbox_url)["duplicates"] == 0
