@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from jobs import keys
+from jobs import chunks, keys
 from jobs.results import (
     Flight,
     Record,
@@ -217,3 +217,28 @@ async def test_load_raw_reads_runs_and_scattered_indices_alike(
     assert sorted(every) == list(range(70))  # all stored by the fixture
     for asked in ([5], [63, 64], [0, 65, 3], list(range(1, 70, 2)), [69, 2, 2, 80]):
         assert await rs.load_raw(sid, asked) == {i: every[i] for i in asked if i in every}
+
+
+async def test_a_claim_of_untouched_recipients_skips_one_that_got_a_record_since(
+    settings: Settings,
+) -> None:
+    """A claim takes recipients loaded untouched (no record) as runs and reads only the
+    results hashes that exist: one that got a record since it was loaded stays out, the
+    rest of the run goes on the wire."""
+    redis = Redis.from_url(str(settings.redis_url))
+    rs, sid = ResultStore(redis), uuid.uuid4().hex
+    try:
+        await rs.create_sending(sid, "sms", {"kind": "sms"}, "digest", chunk_size=100)
+        entries = [chunks.Entry(i, f"+3466000{i:04d}", {}) for i in range(100)]
+        assert await rs.add_chunk(sid, "0", chunks.encode(entries), 100, [])
+        assert await rs.open(sid, 1) == "running"
+        loaded = await rs.load_raw(sid, list(range(100)))
+        assert loaded == {}  # all untouched
+        failed = successor(Record(to="+34660000070", status="queued"), "failed", code=-2)
+        assert await rs.record(sid, [(70, failed, expect_exact(b"", "queued"))]) == {70}
+        flight = Flight("r1:0", "r1", time.time() + 60, now_iso())
+        claimed = await rs.claim(sid, flight, [(i, b"") for i in range(100)])
+        assert claimed == set(range(100)) - {70}
+        assert (await counts(rs, sid))["sending"] == 99
+    finally:
+        await redis.aclose()
