@@ -284,6 +284,7 @@ _LUA_COUNT = (
     keys.LUA_RESULTS_KEY
     + f"""
 local RESULTS_BUCKET, BUCKET_KEYS = {keys.RESULTS_BUCKET}, {{}}
+local PER_CALL = 1000  -- fields (and values) per HSET or HMGET: Lua's unpack takes ~8,000
 local function RKEY(idx)  -- the results hash of recipient idx (results_key, made once)
   local bucket = math.floor(tonumber(idx) / {keys.RESULTS_BUCKET})
   local key = BUCKET_KEYS[bucket]
@@ -585,11 +586,10 @@ end
 # per results hash instead of one per recipient (each call from Lua is also a command
 # fed to the AOF); a recipient no longer in the flight (a late answer) takes ``move``.
 _LUA_LANDING = """
-local HSET_ARGS = 1000  -- fields and values per HSET: Lua's unpack takes some 8,000
 local function hset_all(fields)  -- results key → {idx, rec, idx, rec, ...}
   for key, args in pairs(fields) do
-    for s = 1, #args, HSET_ARGS do
-      redis.call('HSET', key, unpack(args, s, math.min(s + HSET_ARGS - 1, #args)))
+    for s = 1, #args, PER_CALL do
+      redis.call('HSET', key, unpack(args, s, math.min(s + PER_CALL - 1, #args)))
     end
   end
 end
@@ -661,7 +661,6 @@ return applied
 # untouched (no record). Returns the indices claimed.
 _LUA_CLAIM = (
     _LUA_MOVE
-    + _LUA_LANDING
     + """
 local items, runs, claimed = cmsgpack.unpack(ARGV[5]), cmsgpack.unpack(ARGV[6]), {}
 if CANCELLED or (#items == 0 and #runs == 0) then return claimed end
@@ -700,8 +699,8 @@ for _, run in ipairs(runs) do
 end
 local stored = {}  -- idx (a string) → its record, or false: untouched
 for key, fields in pairs(wanted) do
-  for s = 1, #fields, HSET_ARGS do
-    local e = math.min(s + HSET_ARGS - 1, #fields)
+  for s = 1, #fields, PER_CALL do
+    local e = math.min(s + PER_CALL - 1, #fields)
     local values = redis.call('HMGET', key, unpack(fields, s, e))
     for j = s, e do stored[fields[j]] = values[j - s + 1] end
   end
