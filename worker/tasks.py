@@ -24,6 +24,7 @@ import logging
 import random
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -77,9 +78,8 @@ class ChunkRun:
         w: WorkerContext,
         sending_id: str,
         spec: dict[str, Any],
-        raw: dict[int, bytes],
-        flying: dict[int, Flight],
-        untouched: dict[int, Record],
+        loaded: Loaded,
+        started: float,  # time.monotonic() when the job began (a wait for the budget too)
     ) -> None:
         self.w = w
         self.settings: Settings = w.settings
@@ -87,12 +87,12 @@ class ChunkRun:
         self.spec = spec
         self.kind: str = spec["kind"]
         self.token = secrets.token_hex(6)
-        self.raw = raw  # b'': no record yet (untouched, ``untouched`` gives it)
-        self.current: dict[int, Record] = {i: codec.unpack(r) for i, r in raw.items() if r}
-        self.current.update(untouched)
+        self.raw = loaded.raw  # b'': no record yet (``loaded.untouched`` gives it)
+        self.current: dict[int, Record] = {i: codec.unpack(r) for i, r in self.raw.items() if r}
+        self.current.update(loaded.untouched)
         self.loaded = {i: r["status"] for i, r in self.current.items()}  # the status of raw
-        self.flying = flying  # other runs' flights its recipients were in when loaded
-        for i, flight in flying.items():
+        self.flying = loaded.flying  # other runs' flights its recipients were in when loaded
+        for i, flight in self.flying.items():
             if i in self.current:
                 self.current[i] = on_the_wire(self.current[i], flight)
         self.expect: dict[int, bytes] = {}  # how to move a recipient this run claimed
@@ -101,7 +101,7 @@ class ChunkRun:
         self.come_back: float | None = None  # seconds until this chunk needs another run
         self.stop: Stop | None = None  # a stop met during this run
         self.probing: str | None = None  # the scope whose hold this run probes
-        self.started = time.monotonic()
+        self.started = started
 
     # --- what to come back for -------------------------------------------------
     def later(self, seconds: float) -> None:
@@ -296,13 +296,24 @@ class ChunkRun:
         await self.w.batcher.send(self.spec["endpoint"], pending)
 
 
-def _untouched(entries: list[Entry], raw: dict[int, bytes]) -> dict[int, Record]:
-    """The recipients of the chunk without a stored record: nothing has moved them yet,
-    and their entry gives their record (``Entry.record``). Their raw is ``b''``, which
-    is what a move from it expects (no record)."""
-    found = entry_records(e for e in entries if e.index not in raw)
-    raw.update(dict.fromkeys(found, b""))
-    return found
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A chunk's recipients as a run (or a give-up) finds them before it moves any."""
+
+    raw: dict[int, bytes]  # each stored record, what a move compares; b'': none stored
+    untouched: dict[int, Record]  # the records of those nothing has moved yet
+    flying: dict[int, Flight]  # the flights some of them are in
+
+
+async def _load(w: WorkerContext, sending_id: str, entries: list[Entry]) -> Loaded:
+    """The stored records, and for those without one the record their entry gives
+    (``Entry.record``): nothing has moved them yet, and their raw is ``b''``, which is
+    what a move from it expects (no record)."""
+    indices = [e.index for e in entries]
+    raw = await w.store.load_raw(sending_id, indices)
+    untouched = entry_records(e for e in entries if e.index not in raw)
+    raw.update(dict.fromkeys(untouched, b""))
+    return Loaded(raw, untouched, await w.store.in_flight(sending_id, indices))
 
 
 def _legacy_claim(record: Record) -> Flight | None:
@@ -357,13 +368,7 @@ async def _run_chunk(
     entries: list[Entry],
     started: float,
 ) -> dict[str, int]:
-    indices = [e.index for e in entries]
-    raw = await w.store.load_raw(sending_id, indices)
-    untouched = _untouched(entries, raw)
-    run = ChunkRun(
-        w, sending_id, spec, raw, await w.store.in_flight(sending_id, indices), untouched
-    )
-    run.started = started  # the job's time runs from here, a wait for the budget included
+    run = ChunkRun(w, sending_id, spec, await _load(w, sending_id, entries), started)
     expired = _expired(spec["payload"])
     now = time.time()
     pending: list[Entry] = []
@@ -451,10 +456,8 @@ async def _park(w: WorkerContext, run: ChunkRun, chunk: str, stop: Stop) -> dict
 async def _give_up(w: WorkerContext, sending_id: str, chunk: str, why: str) -> None:
     """Last resort: record every still-pending recipient, never leave one behind."""
     entries = await chunks.load(w.redis, sending_id, chunk) or []
-    indices = [e.index for e in entries]
-    raw = await w.store.load_raw(sending_id, indices)
-    untouched = _untouched(entries, raw)
-    flying = await w.store.in_flight(sending_id, indices)
+    loaded = await _load(w, sending_id, entries)
+    raw, untouched, flying = loaded.raw, loaded.untouched, loaded.flying
     now = time.time()
     updates: list[Update] = []
     for entry in entries:
