@@ -174,14 +174,14 @@ def analyze(
     """
     if trans:
         text = transliterate(text)
-    one = "gsm" if encoding == "auto" else encoding
+    ones = one_cost(encoding)
     if (
-        one in _ONES
-        and len(text) <= SINGLE[one]
+        ones is not None
+        and len(text) <= SINGLE[ones[0]]
         and (max_parts is None or max_parts >= 1)
-        and _ONES[one].fullmatch(text)
+        and ones[1].fullmatch(text)
     ):  # one part, every character costing one: most texts, priced without a cost list
-        return one_part(cast(Encoding, one), len(text))
+        return one_part(ones[0], len(text))
     enc, costs, offending = _resolve(text, encoding)
     per_part, chunks = _layout(text, enc, costs)
     info = SmsInfo(enc, sum(costs), len(chunks), per_part, offending)
