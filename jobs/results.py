@@ -285,6 +285,14 @@ _LUA_COUNT = (
     + f"""
 local RESULTS_BUCKET, BUCKET_KEYS = {keys.RESULTS_BUCKET}, {{}}
 local PER_CALL = 1000  -- fields (and values) per HSET or HMGET: Lua's unpack takes ~8,000
+local function group(t, key)  -- t[key], a list, made on first use: arguments by results hash
+  local g = t[key]
+  if not g then
+    g = {{}}
+    t[key] = g
+  end
+  return g
+end
 local function RKEY(idx)  -- the results hash of recipient idx (results_key, made once)
   local bucket = math.floor(tonumber(idx) / {keys.RESULTS_BUCKET})
   local key = BUCKET_KEYS[bucket]
@@ -600,12 +608,7 @@ local function landing(g, applied)
   local mine, expect = f and f[1] == run, '@' .. run .. ' ' .. call
   for i, idx in ipairs(idxs) do
     if mine and f[5][idx] then
-      local key = RKEY(idx)
-      local args = fields[key]
-      if not args then
-        args = {}
-        fields[key] = args
-      end
+      local args = group(fields, RKEY(idx))
       args[#args + 1] = idx
       args[#args + 1] = recs[i]
       landed[#landed + 1] = i
@@ -673,12 +676,7 @@ local flying = read_bits(candidates)
 local wanted = {}  -- results key → the fields to read: one HMGET each, not an HGET each
 for i, item in ipairs(items) do
   if not is_set(flying, candidates[i]) then
-    local key = RKEY(item[1])
-    local fields = wanted[key]
-    if not fields then
-      fields = {}
-      wanted[key] = fields
-    end
+    local fields = group(wanted, RKEY(item[1]))
     fields[#fields + 1] = item[1]
   end
 end
@@ -689,8 +687,7 @@ for _, run in ipairs(runs) do
   for b = math.floor(run[1] / B), math.floor(run[2] / B) do
     local key = RKEY(b * B)
     if redis.call('EXISTS', key) == 1 then
-      local fields = wanted[key] or {}
-      wanted[key] = fields
+      local fields = group(wanted, key)
       for idx = math.max(run[1], b * B), math.min(run[2], b * B + B - 1) do
         fields[#fields + 1] = tostring(idx)
       end
