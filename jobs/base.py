@@ -77,6 +77,11 @@ class SendJob(BaseModel):
             for name in self.per_recipient
             if isinstance(values := getattr(self, _attribute(name), None), list)
         ]
+        if len(columns) == 1:  # one list (``sub``, say): zipped, without a loop per row
+            name, values = columns[0]
+            for to, value in zip(self.recipients(), values, strict=True):
+                yield to, {name: value}
+            return
         for index, to in enumerate(self.recipients()):
             yield to, {name: values[index] for name, values in columns}
 

@@ -14,7 +14,8 @@ here only build plain data, and both are fast enough for the hot path.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import msgpack
 import orjson
@@ -34,11 +35,16 @@ _PACKERS = threading.local()  # one Packer per thread: not shareable, and made o
 def pack(value: Any) -> bytes:
     """``msgpack.packb`` makes a Packer per call: half of what packing a record costs
     (0.65 µs against 0.33 with one kept)."""
+    return packer()(value)
+
+
+def packer() -> Callable[[Any], bytes]:
+    """This thread's ``pack``, looked up once by a caller that packs a thousand values."""
     try:
-        packer = _PACKERS.packer
+        return cast(Callable[[Any], bytes], _PACKERS.pack)
     except AttributeError:
-        packer = _PACKERS.packer = msgpack.Packer(use_bin_type=False)
-    return bytes(packer.pack(value))
+        _PACKERS.pack = msgpack.Packer(use_bin_type=False).pack
+        return cast(Callable[[Any], bytes], _PACKERS.pack)
 
 
 def unpack(data: bytes) -> Any:

@@ -34,6 +34,8 @@ def normalize_phone(raw: str) -> str | None:
     A leading ``+`` and inner spaces are accepted because producers paste
     numbers in that form; anything else that is not a digit makes it invalid.
     """
+    if 7 <= len(raw) <= 15 and raw.isascii() and raw.isdigit() and raw[0] != "0":
+        return raw  # already as the provider wants it (``_PHONE``): the usual case, quickly
     candidate = raw.strip().replace(" ", "")
     candidate = candidate.removeprefix("+")
     return candidate if _PHONE.fullmatch(candidate) else None

@@ -144,7 +144,7 @@ def on_the_wire(record: Record, flight: Flight) -> Record:
     )  # fmt: skip
 
 
-def _tally_of(record: Record) -> tuple[str, int, str]:
+def tally_of(record: Record) -> tuple[str, int, str]:
     """What a final record adds to its sending's breakdown (``_LUA_TALLY``): the field,
     the SMS parts (-1: none), and the message id to link (``''``: none). A record that
     is not final adds nothing; nor does one the script is told nothing about."""
@@ -182,9 +182,12 @@ def successor(old: Record, status: str, **fields: Any) -> Record:
     return successor_with(old, status, fields)
 
 
-def successor_with(old: Record, status: str, fields: Mapping[str, Any]) -> Record:
-    """``successor`` with its fields as a mapping: a run builds a thousand records a
-    call, and handing them on as keywords, twice, was a third of the cost."""
+def successor_with(
+    old: Record, status: str, fields: Mapping[str, Any], now: str | None = None
+) -> Record:
+    """``successor`` with its fields as a mapping, and ``now`` (``now_iso``) if the caller
+    has it: a run builds a thousand records a call, and handing them on as keywords,
+    twice, was a third of the cost."""
     kept: Mapping[str, Any] = old
     new: dict[str, Any]
     if len(kept) == 3 and "attempts" in kept:  # to, status, attempts: a claimed recipient
@@ -193,10 +196,28 @@ def successor_with(old: Record, status: str, fields: Mapping[str, Any]) -> Recor
         new = {k: kept[k] for k in CARRIED if k in kept}
         new.setdefault("attempts", 0)
     new["status"] = status
-    new["updated_at"] = now_iso()
+    new["updated_at"] = now or now_iso()
     new.update(fields)
     new["to"] = kept["to"]
     return cast(Record, new)
+
+
+def accepted_successor(
+    old: Record, now: str, encoding: str | None, mid: Any, parts: Any, scheduled_at: Any
+) -> Record:
+    """``successor_with(old, "accepted", fields, now)``, ``fields`` being what of these is
+    not None (encoding, id, parts, scheduled_at): a 202 makes a thousand, and for a
+    recipient its run claimed (to, status, attempts) with the usual reply (an SMS's id
+    and parts) one literal builds it in half the time. The same record, key for key:
+    its bytes are what later moves compare."""
+    usual = encoding is not None and mid is not None and parts is not None
+    if usual and scheduled_at is None and len(old) == 3 and "attempts" in old:
+        return cast(Record, {"attempts": old["attempts"], "status": "accepted",
+                             "updated_at": now, "encoding": encoding, "id": mid,
+                             "parts": parts, "to": old["to"]})  # fmt: skip
+    fields = {"encoding": encoding, "id": mid, "parts": parts, "scheduled_at": scheduled_at}
+    given = {k: v for k, v in fields.items() if v is not None}
+    return successor_with(old, "accepted", given, now)
 
 
 # The fields of ``bs:sending:{id}`` a status shows (``kind`` is always there).
@@ -252,7 +273,11 @@ def now_iso() -> str:
 
 
 def digest(payload: Any) -> str:
-    return hashlib.sha256(codec.dumps(payload)).hexdigest()
+    return digest_bytes(codec.dumps(payload))
+
+
+def digest_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def campaign_of(spec: Mapping[str, Any]) -> str | None:
@@ -320,7 +345,7 @@ end
 # counting arrivals as the metrics do: a final status with a code (rejected, failed,
 # unknown, expired) adds to ``code:<code>`` (``none`` without one), an accepted SMS to
 # ``parts:<encoding>`` and ``accepted:<encoding>``. The field is named by whoever
-# wrote the record (``_tally_of`` for ``ResultStore.record``), so no record is decoded
+# wrote the record (``tally_of`` for ``ResultStore.record``), so no record is decoded
 # to count it; ``tally_rec`` decodes one only where Lua built it itself.
 # Written once per call (``write_tally``); a key made after the sending was given its
 # lifetime (a late answer) takes the sending's.
@@ -941,6 +966,46 @@ def _bit(bitmap: bytes, offset: int) -> bool:
     return byte < len(bitmap) and bool(bitmap[byte] & (0x80 >> (offset & 7)))
 
 
+AnswerGroup = tuple[list[int], list[bytes], list[str]]  # indices, packed records, message ids
+
+
+class Answers:
+    """A run's final records for recipients in its own flight (``expect_run``), grouped by
+    call, status, tally field and parts: ``_LUA_LANDING`` writes a group with one HSET
+    per results hash and moves its counters once. What a group shares is worked out
+    once, by ``group``'s caller: a 202's thousand recipients are one or two groups."""
+
+    __slots__ = ("groups",)
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[bytes, str, str, int], AnswerGroup] = {}
+
+    def group(self, expect: bytes, status: str, tfield: str, tparts: int) -> AnswerGroup:
+        """The lists to append a group's recipients to (``tally_of`` gives its tally)."""
+        key = (expect, status, tfield, tparts)
+        found = self.groups.get(key)
+        if found is None:
+            found = self.groups[key] = ([], [], [])
+        return found
+
+    def add(self, index: int, record: Record, expect: bytes) -> None:
+        tfield, tparts, mid = tally_of(record)
+        indices, records, ids = self.group(expect, record["status"], tfield, tparts)
+        indices.append(index)
+        records.append(codec.pack(record))
+        ids.append(mid)
+
+    def __len__(self) -> int:
+        return sum(len(indices) for indices, _, _ in self.groups.values())
+
+    def arguments(self) -> list[tuple[Any, ...]]:
+        """The groups as ``_LUA_LANDING`` takes them."""
+        return [
+            (*expect[1:].decode().split(" ", 1), status, tfield, tparts, *group)
+            for (expect, status, tfield, tparts), group in self.groups.items()
+        ]
+
+
 def _batch(items: Sequence[tuple[Any, ...]]) -> bytes:
     """Many recipients' arguments as one MessagePack array: a script argument each would
     cost the Redis client more than everything else a recipient costs the worker."""
@@ -1046,35 +1111,27 @@ class ResultStore:
         return state.decode() if isinstance(state, bytes) else str(state)
 
     async def record(
-        self, sending_id: str, updates: Iterable[tuple[int, Record, str | bytes]]
+        self,
+        sending_id: str,
+        updates: Iterable[tuple[int, Record, str | bytes]],
+        answers: Answers | None = None,
     ) -> set[int]:
         """Write new records where their CAS condition holds; returns the indices moved.
 
-        A run's final answers for its own flight go as landings (``_LUA_LANDING``), a
-        group per call, status and tally: what they share is sent once."""
+        A run's final answers for its own flight go as ``answers`` (``_LUA_LANDING``),
+        grouped by whoever built them; one among ``updates`` joins them here."""
         items: list[tuple[Any, ...]] = []
-        landings: dict[tuple[bytes, str, str, int], tuple[list[int], list[bytes], list[str]]]
-        landings = {}
+        landing = Answers()
         for i, r, expect in updates:
-            status, rec = r["status"], codec.pack(r)
-            tfield, tparts, mid = _tally_of(r)
+            status = r["status"]
             if expect[:1] in ("@", b"@") and status in FINAL:
-                key = (expect if isinstance(expect, bytes) else expect.encode(), status,
-                       tfield, tparts)  # fmt: skip
-                group = landings.get(key)
-                if group is None:
-                    group = landings[key] = ([], [], [])
-                group[0].append(i)
-                group[1].append(rec)
-                group[2].append(mid)
+                landing.add(i, r, expect if isinstance(expect, bytes) else expect.encode())
             else:
-                items.append((str(i), status, rec, expect, tfield, tparts, mid))
-        if not items and not landings:
+                tfield, tparts, mid = tally_of(r)
+                items.append((str(i), status, codec.pack(r), expect, tfield, tparts, mid))
+        groups = landing.arguments() + (answers.arguments() if answers is not None else [])
+        if not items and not groups:
             return set()
-        groups = [
-            (*expect[1:].decode().split(" ", 1), status, tfield, tparts, *group)
-            for (expect, status, tfield, tparts), group in landings.items()
-        ]
         argv: list[Any] = [now_iso(), self.ttl, _batch(items), _batch(groups)]
         return set(await self._record(keys=self._keys(sending_id), args=argv))
 

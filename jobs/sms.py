@@ -177,13 +177,16 @@ class Sms(SendJob):
         if not rules.allow_unknown:
             subs = self.sub if self.sub is not None else [{}] * len(self.to)
             needed = missing_variables(self.message, {}, fixed)  # looked up once, not per recipient
-            for i, values in enumerate(subs):
-                for name in needed:
-                    if values.get(name) is None:  # the first one missing_variables names
-                        raise ValueError(
-                            f"sub.{i}: no value for {{{name}}} used in message "
-                            "(BULKSEND_ALLOW_UNKNOWN_VARIABLES=true lets contact fields fill it)"
-                        )
+            # A column per name, not a loop per recipient: the first recipient short of a
+            # value, and the first name missing_variables would name for it.
+            columns = [[values.get(name) for values in subs] for name in needed]
+            first = min((c.index(None) for c in columns if None in c), default=None)
+            if first is not None:
+                name = next(n for n, c in zip(needed, columns, strict=True) if c[first] is None)
+                raise ValueError(
+                    f"sub.{first}: no value for {{{name}}} used in message "
+                    "(BULKSEND_ALLOW_UNKNOWN_VARIABLES=true lets contact fields fill it)"
+                )
         if any(name not in fixed for name, _ in variables(self.message)):
             return  # per-recipient texts: checked one by one by the worker
         text = render(self.message, {}, fixed=fixed)

@@ -274,7 +274,11 @@ return found
 async def get_many(redis: Any, list_name: str, addresses: Iterable[str]) -> dict[str, Entry]:
     """The entries of those of ``addresses`` that are on the list, by normalized address:
     one script call for all of them, the addresses in one argument. (An HMGET of a
-    thousand fields cost the client more than everything else a submit does.)"""
+    thousand fields cost the client more than everything else a submit does.) An empty
+    list, the usual case, is found with an ``EXISTS`` before a single address is
+    normalized: that screening cost a sixth of a submit."""
+    if not await redis.exists(keys.suppression(list_name)):
+        return {}
     wanted = [a for a in dict.fromkeys(normalize(list_name, a) for a in addresses) if a]
     if not wanted:
         return {}

@@ -8,16 +8,23 @@ API name and say why, with the provider's code where the doc has one.
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jobs.base import InvalidJob, SendJob, build
 from jobs.contacts import ContactImport, neutralise_cell
 from jobs.email import Attachment, Email, normalize_email
+from jobs.fields import normalize_phone
 from jobs.landing import Landing
+from jobs.producer import content_digest
+from jobs.results import digest
 from jobs.settings import Settings
+from jobs.sms import Sms
 from jobs.voice import FEMALE_ONLY_LANGUAGES, VOICE_LANGUAGES, Voice, VoiceAudio
 
 
@@ -681,3 +688,42 @@ def test_attachment_limits_are_settings() -> None:
     assert "BULKSEND_MAX_ATTACHMENT_MB" in message
     total = DEFAULTS.model_copy(update={"max_message_attachments_mb": 0.001})
     assert "at most 0.001 MiB per message" in over_limit(data, total)
+
+
+# --------------------------------------------------------------------- digests
+
+
+@pytest.mark.parametrize(
+    ("model", "data"),
+    [
+        (Email, {**EMAIL, "attachments": [{"name": "a.txt", "content": b64("é€ 😀".encode())}]}),
+        (Voice, VOICE),
+        (
+            Sms,
+            {
+                "to": ["34666555444", "+34 666 555 333"],
+                "from": "TEST",
+                "message": "Olá {name}, ¿qué tal? {n} € 😀",
+                "sub": [{"name": 'Zoë "q" \\ \n', "n": "1.5"}, {"name": "日本", "n": "-0"}],
+                "parts": 3,
+                "encoding": "utf-16",
+            },
+        ),
+    ],
+)
+def test_content_digest_is_the_digest_of_the_dumped_job(
+    model: type[SendJob], data: dict[str, Any]
+) -> None:
+    """A resubmission made before ``content_digest`` (pydantic's own JSON) must still
+    match: same bytes as the old ``digest(model_dump(mode="json"))``, unicode included."""
+    job = build(model, data)
+    old = digest(job.model_dump(by_alias=True, mode="json", exclude_none=True))
+    assert content_digest(job) == old
+
+
+@given(st.text(alphabet="0123456789 +x\t", max_size=18))
+def test_normalize_phone_quick_path_agrees_with_the_pattern(raw: str) -> None:
+    """The quick return for a number already bare gives what the full rule gives."""
+    candidate = raw.strip().replace(" ", "").removeprefix("+")
+    expected = candidate if re.fullmatch(r"[1-9][0-9]{6,14}", candidate) else None
+    assert normalize_phone(raw) == expected

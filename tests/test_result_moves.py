@@ -7,20 +7,25 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from jobs import chunks, keys
+from jobs import chunks, codec, keys
 from jobs.results import (
     Flight,
     Record,
     ResultStore,
+    accepted_successor,
     expect_exact,
     expect_over,
     expect_run,
     now_iso,
     successor,
+    successor_with,
 )
 from jobs.settings import Settings
 
@@ -242,3 +247,31 @@ async def test_a_claim_of_untouched_recipients_skips_one_that_got_a_record_since
         assert (await counts(rs, sid))["sending"] == 99
     finally:
         await redis.aclose()
+
+
+_OPTIONAL = st.none() | st.text(max_size=8)
+
+
+@given(
+    old=st.fixed_dictionaries(
+        {"to": st.text(max_size=12), "status": st.sampled_from(["sending", "queued"])},
+        optional={"attempts": st.integers(0, 3), "row": st.integers(1, 9), "ambiguous": st.just(1)},
+    ),
+    encoding=st.none() | st.sampled_from(["gsm", "utf-16"]),
+    mid=_OPTIONAL,
+    parts=st.none() | st.integers(1, 3) | st.booleans(),
+    scheduled_at=_OPTIONAL,
+)
+def test_accepted_successor_is_successor_with_key_for_key(
+    old: dict[str, Any], encoding: str | None, mid: Any, parts: Any, scheduled_at: Any
+) -> None:
+    """The literal for a claimed recipient's usual 202 is the general record, in the same
+    key order: its packed bytes are what a later move compares."""
+    now = "2026-11-26T22:00:00.000+00:00"
+    given_fields = {"encoding": encoding, "id": mid, "parts": parts, "scheduled_at": scheduled_at}
+    fields = {k: v for k, v in given_fields.items() if v is not None}
+    record = cast(Record, old)
+    quick = accepted_successor(record, now, encoding, mid, parts, scheduled_at)
+    general = successor_with(record, "accepted", fields, now)
+    assert list(quick.items()) == list(general.items())
+    assert codec.pack(quick) == codec.pack(general)

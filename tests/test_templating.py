@@ -97,3 +97,13 @@ async def test_producer_refuses_before_queueing(settings) -> None:  # type: igno
         assert await producer.redis.dbsize() == 0
     finally:
         await producer.close()
+
+
+def test_submit_check_names_the_first_recipient_short_and_its_first_missing_name() -> None:
+    """Recipients in order first, then the names in the text's order."""
+    job = sms(message="{a} {b}", sub=[{"a": "1", "b": "2"}, {"a": "1"}])
+    with pytest.raises(ValueError, match=r"sub\.1: no value for \{b\}"):
+        job.check_text(TextRules())
+    job = sms(message="{a} {b}", sub=[{"b": "2"}, {"a": "1"}])
+    with pytest.raises(ValueError, match=r"sub\.0: no value for \{a\}"):
+        job.check_text(TextRules())

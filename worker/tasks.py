@@ -38,8 +38,11 @@ from jobs.fields import parse_api_date
 from jobs.planning import Call, plan
 from jobs.results import (
     FINAL,
+    AnswerGroup,
+    Answers,
     Flight,
     Record,
+    accepted_successor,
     entry_records,
     expect_exact,
     expect_over,
@@ -48,6 +51,7 @@ from jobs.results import (
     on_the_wire,
     successor,
     successor_with,
+    tally_of,
 )
 from jobs.settings import Settings
 from worker.batching import Outcome, Pending
@@ -143,9 +147,10 @@ class ChunkRun:
             expect = expect_over(flight.call)
         return entry.index, self._new(entry.index, status, fields), expect
 
-    async def write(self, updates: list[Update]) -> set[int]:
-        applied = await self.w.store.record(self.sending_id, updates)
-        self.refused = self.refused or len(applied) < len(updates)
+    async def write(self, updates: list[Update], answers: Answers | None = None) -> set[int]:
+        moves = len(updates) + (len(answers) if answers is not None else 0)
+        applied = await self.w.store.record(self.sending_id, updates, answers)
+        self.refused = self.refused or len(applied) < moves
         return applied
 
     def settled(self) -> bool:
@@ -221,6 +226,7 @@ class ChunkRun:
         return False
 
     async def settle(self, call: Call, entries: list[Entry], outcome: Outcome) -> None:
+        answers = None
         if isinstance(outcome, NotSent):
             updates = [self.retry_or_fail(e, None, str(outcome)) for e in entries]
         elif isinstance(outcome, Ambiguous):
@@ -228,17 +234,19 @@ class ChunkRun:
         elif outcome.results is None:
             updates = await self._call_failed(entries, outcome)
         else:
-            updates = await self._results(call, entries, outcome)
+            updates, answers = await self._results(call, entries, outcome)
         for attempt in range(3):  # a blip of Redis must not turn a known outcome into unknown
             try:
-                await self.write(updates)
+                await self.write(updates, answers)
                 return
             except Exception:
                 if attempt == 2:
                     raise
                 await asyncio.sleep(0.2 * (attempt + 1))
 
-    async def _results(self, call: Call, entries: list[Entry], reply: Reply) -> list[Update]:
+    async def _results(
+        self, call: Call, entries: list[Entry], reply: Reply
+    ) -> tuple[list[Update], Answers | None]:
         await self.w.limiter.call_went_through()
         if self.probing is not None:
             await self.w.gate.probe_succeeded(self.probing, self.w.job_expires_s)
@@ -247,19 +255,28 @@ class ChunkRun:
         assert reply.results is not None
         if len(reply.results) != len(entries):
             why = f"provider listed {len(reply.results)} results for {len(entries)} recipients"
-            return [self.ambiguous(e, why) for e in entries]
-        updates = []
-        base: dict[str, Any] = {} if call.encoding is None else {"encoding": call.encoding}
+            return [self.ambiguous(e, why) for e in entries], None
+        updates: list[Update] = []
+        answers = Answers()
+        now = now_iso()
+        groups: dict[tuple[bytes, type, Any], AnswerGroup] = {}  # by expect and parts
+        pack = codec.packer()
         for entry, result in zip(entries, reply.results, strict=True):
             if result.accepted:  # what the record keeps of it: the fields the reply has
-                fields = dict(base)
-                if result.message_id is not None:
-                    fields["id"] = result.message_id
-                if result.parts is not None:
-                    fields["parts"] = result.parts
-                if result.scheduled_at is not None:
-                    fields["scheduled_at"] = result.scheduled_at
-                updates.append(self._outcome(entry, "accepted", fields))
+                i, mid, parts = entry.index, result.message_id, result.parts
+                new = self.current[i] = accepted_successor(
+                    self.current[i], now, call.encoding, mid, parts, result.scheduled_at
+                )
+                expect = self.expect[i]
+                # Accepted alike, they share a tally (``_tally_of``), worked out once.
+                key = (expect, type(parts), parts)
+                group = groups.get(key)
+                if group is None:
+                    tfield, tparts, _ = tally_of(new)
+                    group = groups[key] = answers.group(expect, "accepted", tfield, tparts)
+                group[0].append(i)
+                group[1].append(pack(new))
+                group[2].append(mid if isinstance(mid, str) else "")
                 continue
             action, why = classify(result.code, 400)
             description = result.description or why
@@ -270,7 +287,7 @@ class ChunkRun:
                 updates.append(
                     self.outcome(entry, "rejected", code=result.code, description=description)
                 )
-        return updates
+        return updates, answers
 
     async def _call_failed(self, entries: list[Entry], reply: Reply) -> list[Update]:
         action, why = classify(reply.code, reply.http_status)
