@@ -14,6 +14,7 @@ body are its descriptor's (``jobs.channels``): nothing here names a channel.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -147,12 +148,17 @@ def _quick_pricing(
     fits, capacity = pattern.fullmatch, gsm.SINGLE[encoding]
     if not fits(text):
         return None
+    # Values are mostly names and codes: ASCII letters and digits, found so by two string
+    # methods at a third of the regex's cost, where the encoding's table has them all.
+    alnum = bool(fits(string.ascii_letters + string.digits))
 
     def price(values: Mapping[str, Any]) -> gsm.SmsInfo | None:
         length = len(text)
         for name in names:
             value = values.get(name)
-            if type(value) is not str or not fits(value):
+            if type(value) is not str:
+                return None
+            if not (alnum and value.isascii() and value.isalnum()) and not fits(value):
                 return None
             length += len(value)
         return gsm.one_part(encoding, length) if length <= capacity else None

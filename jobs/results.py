@@ -627,7 +627,7 @@ local function hset_all(fields)  -- results key → {idx, rec, idx, rec, ...}
   end
 end
 -- g: {run, call, status, tally field, parts, indices, records, message ids}
-local function landing(g, applied)
+local function landing(g, refused)
   local run, call, new, tfield, tparts, idxs, recs, mids = unpack(g)
   local f, fields, landed = FLIGHT(call), {}, {}
   local mine, expect = f and f[1] == run, '@' .. run .. ' ' .. call
@@ -637,9 +637,8 @@ local function landing(g, applied)
       args[#args + 1] = idx
       args[#args + 1] = recs[i]
       landed[#landed + 1] = i
-      applied[#applied + 1] = idx
-    elseif move(tostring(idx), new, recs[i], expect, tfield, tparts, mids[i]) == 1 then
-      applied[#applied + 1] = idx
+    elseif move(tostring(idx), new, recs[i], expect, tfield, tparts, mids[i]) ~= 1 then
+      refused[#refused + 1] = idx
     end
   end
   local n = #landed
@@ -663,21 +662,22 @@ end
 
 # ARGV: now, ttl, then a MessagePack array of [index, status, record, expect, tally
 # field, parts, message id] (``ResultStore.record``), then one of landings (above).
-# Returns the indices that moved.
+# Returns the indices it did not move (their condition did not hold): usually none,
+# where a list of those moved would be a thousand integers for each side to handle.
 _LUA_RECORD = (
     _LUA_MOVE
     + _LUA_LANDING
     + """
-local applied = {}
+local refused = {}
 for _, u in ipairs(cmsgpack.unpack(ARGV[3])) do
-  if move(u[1], u[2], u[3], u[4], u[5], u[6], u[7]) == 1 then
-    applied[#applied + 1] = tonumber(u[1])
+  if move(u[1], u[2], u[3], u[4], u[5], u[6], u[7]) ~= 1 then
+    refused[#refused + 1] = tonumber(u[1])
   end
 end
-for _, g in ipairs(cmsgpack.unpack(ARGV[4])) do landing(g, applied) end
+for _, g in ipairs(cmsgpack.unpack(ARGV[4])) do landing(g, refused) end
 flush(ARGV[1])
 settle(ARGV[1], ARGV[2])
-return applied
+return refused
 """
 )
 
@@ -1122,7 +1122,9 @@ class ResultStore:
         grouped by whoever built them; one among ``updates`` joins them here."""
         items: list[tuple[Any, ...]] = []
         landing = Answers()
+        moved: set[int] = set()  # what is asked; the script answers what it refused
         for i, r, expect in updates:
+            moved.add(i)
             status = r["status"]
             if expect[:1] in ("@", b"@") and status in FINAL:
                 landing.add(i, r, expect if isinstance(expect, bytes) else expect.encode())
@@ -1132,8 +1134,11 @@ class ResultStore:
         groups = landing.arguments() + (answers.arguments() if answers is not None else [])
         if not items and not groups:
             return set()
+        if answers is not None:
+            for indices, _, _ in answers.groups.values():
+                moved.update(indices)
         argv: list[Any] = [now_iso(), self.ttl, _batch(items), _batch(groups)]
-        return set(await self._record(keys=self._keys(sending_id), args=argv))
+        return moved.difference(await self._record(keys=self._keys(sending_id), args=argv))
 
     async def claim(
         self, sending_id: str, flight: Flight, loaded: Iterable[tuple[int, bytes]]

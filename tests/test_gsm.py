@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from typing import Final, Literal
 
 import gsm0338  # noqa: F401 - registers the independent "gsm03.38" codec used as an oracle
@@ -212,7 +213,8 @@ _PLAIN = st.text(alphabet="Hola, 0123456789.", max_size=80)  # what campaigns mo
 _PIECE = st.one_of(
     _PLAIN, st.text(alphabet=st.sampled_from([*"Hola {}|ñ€[", "é", "Ω", "😀"]), max_size=12)
 )
-_VALUE = st.one_of(_PLAIN, _PIECE, st.integers(0, 999), st.none(), st.text(max_size=90))
+_ALNUM = st.text(alphabet=string.ascii_letters + string.digits, max_size=90)  # names, codes
+_VALUE = st.one_of(_PLAIN, _ALNUM, _PIECE, st.integers(0, 999), st.none(), st.text(max_size=90))
 
 
 @given(

@@ -93,8 +93,9 @@ class ChunkRun:
         self.token = secrets.token_hex(6)
         self.raw = loaded.raw  # b'': no record yet (``loaded.untouched`` gives it)
         self.current: dict[int, Record] = {i: codec.unpack(r) for i, r in self.raw.items() if r}
+        # The status of each stored raw; an untouched recipient's is ``queued``.
+        self.loaded = {i: r["status"] for i, r in self.current.items()}
         self.current.update(loaded.untouched)
-        self.loaded = {i: r["status"] for i, r in self.current.items()}  # the status of raw
         self.flying = loaded.flying  # other runs' flights its recipients were in when loaded
         for i, flight in self.flying.items():
             if i in self.current:
@@ -127,7 +128,7 @@ class ChunkRun:
 
     def from_loaded(self, entry: Entry, status: str, **fields: Any) -> Update:
         """A move from the record as this run loaded it (CAS on its exact bytes)."""
-        expect = expect_exact(self.raw[entry.index], self.loaded[entry.index])
+        expect = expect_exact(self.raw[entry.index], self.loaded.get(entry.index, "queued"))
         return entry.index, self._new(entry.index, status, fields), expect
 
     def outcome(self, entry: Entry, status: str, **fields: Any) -> Update:
@@ -214,7 +215,7 @@ class ChunkRun:
             record = self.current[i]
             record["status"] = "sending"  # the run's own copy: what it carries on to
             record["attempts"] = int(record.get("attempts", 0)) + 1
-            self.expect[i] = expect
+        self.expect.update(dict.fromkeys(claimed, expect))
         return [e for e in entries if e.index in claimed]
 
     async def _stopped(self) -> bool:
