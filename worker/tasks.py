@@ -269,7 +269,7 @@ class ChunkRun:
                     self.current[i], now, call.encoding, mid, parts, result.scheduled_at
                 )
                 expect = self.expect[i]
-                # Accepted alike, they share a tally (``_tally_of``), worked out once.
+                # Accepted alike, they share a tally (``tally_of``), worked out once.
                 key = (expect, type(parts), parts)
                 group = groups.get(key)
                 if group is None:
