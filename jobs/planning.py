@@ -91,38 +91,33 @@ def plan_sms(
     analyzed: dict[str, gsm.SmsInfo | gsm.SmsTextError] = {}  # a refusal too
     quick = _quick_pricing(payload["message"], fixed, requested, trans, limit)
     for entry in entries:
-        if quick is not None:
-            info = quick(entry.extras.get("sub") or {})
-            if info is not None:
-                key = (info.encoding, info.parts)
-                if key not in groups:
-                    groups[key] = Call(channel.kind, base, encoding=info.encoding, parts=info.parts)
-                groups[key].entries.append(entry)
+        values = entry.extras.get("sub") or {}
+        info = quick(values) if quick is not None else None
+        if info is None:  # the long way: render the text, then analyze it
+            try:
+                text = render(
+                    payload["message"],
+                    values,
+                    fixed=fixed,
+                    strict=not rules.allow_unknown,
+                    filter_table=filter_table,
+                )
+                found = analyzed.get(text)
+                if found is None:
+                    try:
+                        found = gsm.analyze(text, requested, trans=trans, max_parts=limit)
+                    except gsm.SmsTextError as exc:
+                        found = exc
+                    analyzed[text] = found
+                if isinstance(found, gsm.SmsTextError):
+                    raise found
+                info = found
+            except gsm.SmsTextError as exc:
+                refused.append(Refusal(entry, exc.code, str(exc)))
                 continue
-        try:
-            text = render(
-                payload["message"],
-                entry.extras.get("sub") or {},
-                fixed=fixed,
-                strict=not rules.allow_unknown,
-                filter_table=filter_table,
-            )
-            found = analyzed.get(text)
-            if found is None:
-                try:
-                    found = gsm.analyze(text, requested, trans=trans, max_parts=limit)
-                except gsm.SmsTextError as exc:
-                    found = exc
-                analyzed[text] = found
-            if isinstance(found, gsm.SmsTextError):
-                raise found
-            info = found
-        except gsm.SmsTextError as exc:
-            refused.append(Refusal(entry, exc.code, str(exc)))
-            continue
-        except TemplateError as exc:  # a variable without a value: this recipient only
-            refused.append(Refusal(entry, 422, f"sub: {exc}"))
-            continue
+            except TemplateError as exc:  # a variable without a value: this recipient only
+                refused.append(Refusal(entry, 422, f"sub: {exc}"))
+                continue
         key = (info.encoding, info.parts)
         if key not in groups:
             groups[key] = Call(channel.kind, base, encoding=info.encoding, parts=info.parts)
