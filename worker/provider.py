@@ -32,6 +32,7 @@ from tenacity import (
 )
 
 from jobs.channels import ResultsOf, result_list
+from worker.http_streams import StreamsTransport
 
 
 class NotSent(Exception):
@@ -121,8 +122,10 @@ class ProviderClient:
             base_url=base_url,
             auth=httpx.BasicAuth(*auth),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
+            transport=StreamsTransport(
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                )
             ),
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
