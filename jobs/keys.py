@@ -15,7 +15,8 @@ Per sending:
 ``bs:settled:{id}``      set   chunks whose recipients were all final (noted by the run
                                that finished them, or the sweeper): not read again
 ``bs:flights:{id}``      hash  call id → the recipients a run put on the wire in that call,
-                               MessagePack ``[run, until, at, [index, …]]`` (``flights``)
+                               MessagePack ``[run, until, at, [[first, last], …]]``: runs of
+                               adjacent indices, a chunk's usually one (``flights``)
 ``bs:flying:{id}``       str   a bitmap: bit ``index`` is set while that recipient is in a
                                flight; gone once no call of the sending is on the wire
 ``bs:prepare:{id}``      str   the lock of the run preparing its calls (an import's group)

@@ -412,18 +412,56 @@ local function LINKS()  -- a receiver of notifications runs (keys.HOOKS): link t
 end
 """
 _LUA_FLIGHTS = """
-local FLIGHTS, LANDED = {}, {}  -- call → {run, until, at, indices, set} or false; its moves
+-- A flight's recipients are runs of adjacent indices, {{first, last}, ...}: a claim
+-- takes a chunk's recipients, so usually one run, read and cleared whole.
+local function runs_of(indices)  -- sorted indices → their runs
+  local runs = {}
+  for _, idx in ipairs(indices) do
+    local last = runs[#runs]
+    if last and last[2] == idx - 1 then last[2] = idx else runs[#runs + 1] = {idx, idx} end
+  end
+  return runs
+end
+-- call → {run, until, at, runs, n = recipients, set = a set of them where the runs are
+-- many} or false; LANDED: call → {n = recipients moved, set = those moved one by one,
+-- lists = whole groups landed} (``land``).
+local FLIGHTS, LANDED = {}, {}
 local function FLIGHT(call)
   if FLIGHTS[call] == nil then
     local raw = redis.call('HGET', KEYS[8], call)
     local f = raw and cmsgpack.unpack(raw) or false
     if f then
-      f[5] = {}
-      for _, idx in ipairs(f[4]) do f[5][idx] = true end
+      if type(f[4][1]) == 'number' then  -- a list of indices, as before runs
+        table.sort(f[4])
+        f[4] = runs_of(f[4])
+      end
+      f.n = 0
+      for _, r in ipairs(f[4]) do f.n = f.n + r[2] - r[1] + 1 end
+      if #f[4] > 8 then  -- scattered: a set rather than a look through the runs
+        f.set = {}
+        for _, r in ipairs(f[4]) do
+          for idx = r[1], r[2] do f.set[idx] = true end
+        end
+      end
     end
     FLIGHTS[call] = f
   end
   return FLIGHTS[call]
+end
+local function ON(f, idx)  -- idx is one of flight f's recipients
+  if f.set then return f.set[idx] == true end
+  for _, r in ipairs(f[4]) do
+    if idx >= r[1] and idx <= r[2] then return true end
+  end
+  return false
+end
+local function MOVED(call)
+  local m = LANDED[call]
+  if not m then
+    m = {n = 0, set = {}, lists = {}}
+    LANDED[call] = m
+  end
+  return m
 end
 -- The bitmap is read and written a run of adjacent bytes at a time (GETRANGE,
 -- SETRANGE): a BITFIELD would take three Lua values per recipient, each one converted
@@ -474,23 +512,55 @@ local function write_bits(bytes)
     redis.call('SETRANGE', KEYS[9], run[1], table.concat(chars))
   end
 end
+-- Bits first .. last all set (on) or all cleared: whole bytes written as they are, the
+-- two at the ends masked; a clear never makes the bitmap longer.
+local function paint(first, last, on)
+  local p0, p1 = math.floor(first / 8), math.floor(last / 8)
+  local raw = redis.call('GETRANGE', KEYS[9], p0, p1)
+  local n = on and p1 - p0 + 1 or #raw
+  if n == 0 then return end
+  local full = on and '\\255' or '\\0'
+  local function edge(j, s, e)  -- byte j of raw, its bits s .. e (0: the highest) painted
+    local mask, b = bit.band(bit.rshift(0xFF, s), bit.lshift(0xFF, 7 - e)), string.byte(raw, j) or 0
+    return string.char(on and bit.bor(b, mask) or bit.band(b, bit.bnot(mask)))
+  end
+  local out
+  if n == 1 then
+    out = edge(1, first % 8, p0 == p1 and last % 8 or 7)
+  else
+    local tail = p0 + n - 1 == p1 and edge(n, 0, last % 8) or full
+    out = edge(1, first % 8, 7) .. string.rep(full, n - 2) .. tail
+  end
+  redis.call('SETRANGE', KEYS[9], p0, out)
+end
 local function FLYING(idx)
   return redis.call('GETBIT', KEYS[9], idx) == 1
 end
 local function land()  -- the moved recipients of each flight leave it; an empty one goes
   if next(LANDED) == nil then return end
   for call, moved in pairs(LANDED) do
-    local f, left, gone = FLIGHTS[call], {}, {}
-    for _, idx in ipairs(f[4]) do
-      if moved[idx] then gone[#gone + 1] = idx else left[#left + 1] = idx end
-    end
-    local bytes = read_bits(gone)
-    for _, idx in ipairs(gone) do set_bit(bytes, idx, false) end
-    write_bits(bytes)
-    if #left == 0 then
+    local f = FLIGHTS[call]
+    if moved.n == f.n then  -- all of it (each moved once: ``ResultStore.record``)
+      for _, r in ipairs(f[4]) do paint(r[1], r[2], false) end
       redis.call('HDEL', KEYS[8], call)
     else
-      redis.call('HSET', KEYS[8], call, cmsgpack.pack({f[1], f[2], f[3], left}))
+      local set, left, gone = moved.set, {}, {}
+      for _, list in ipairs(moved.lists) do
+        for _, idx in ipairs(list) do set[idx] = true end
+      end
+      for _, r in ipairs(f[4]) do
+        for idx = r[1], r[2] do
+          if set[idx] then gone[#gone + 1] = idx else left[#left + 1] = idx end
+        end
+      end
+      local bytes = read_bits(gone)
+      for _, idx in ipairs(gone) do set_bit(bytes, idx, false) end
+      write_bits(bytes)
+      if #left == 0 then
+        redis.call('HDEL', KEYS[8], call)
+      else
+        redis.call('HSET', KEYS[8], call, cmsgpack.pack({f[1], f[2], f[3], runs_of(left)}))
+      end
     end
     FLIGHTS[call] = nil
   end
@@ -521,7 +591,7 @@ local function move(idx, new, rec, expect, tfield, tparts, mid)
       call = string.sub(expect, 2)
     end
     local f = FLIGHT(call)
-    if f and f[5][at] and (run == nil or f[1] == run) then
+    if f and ON(f, at) and (run == nil or f[1] == run) then
       old = 'sending'
     elseif run == nil then
       return 0
@@ -558,8 +628,11 @@ local function move(idx, new, rec, expect, tfield, tparts, mid)
   end
   redis.call('HSET', RKEY(idx), idx, rec)
   if call ~= nil then
-    LANDED[call] = LANDED[call] or {}
-    LANDED[call][at] = true
+    local m = MOVED(call)
+    if not m.set[at] then
+      m.set[at] = true
+      m.n = m.n + 1
+    end
   end
   if old ~= new then
     DELTA[old] = (DELTA[old] or 0) - 1
@@ -631,8 +704,10 @@ local function landing(g, refused)
   local run, call, new, tfield, tparts, idxs, recs, mids = unpack(g)
   local f, fields, landed = FLIGHT(call), {}, {}
   local mine, expect = f and f[1] == run, '@' .. run .. ' ' .. call
+  local lo, hi = -1, -2  -- the flight's one run, if it is one: a look without a call
+  if mine and not f.set and #f[4] == 1 then lo, hi = f[4][1][1], f[4][1][2] end
   for i, idx in ipairs(idxs) do
-    if mine and f[5][idx] then
+    if mine and ((idx >= lo and idx <= hi) or (hi < lo and ON(f, idx))) then
       local args = group(fields, RKEY(idx))
       args[#args + 1] = idx
       args[#args + 1] = recs[i]
@@ -644,8 +719,13 @@ local function landing(g, refused)
   local n = #landed
   if n == 0 then return end
   hset_all(fields)
-  LANDED[call] = LANDED[call] or {}
-  for _, i in ipairs(landed) do LANDED[call][idxs[i]] = true end
+  local m, list = MOVED(call), idxs
+  if n < #idxs then
+    list = {}
+    for _, i in ipairs(landed) do list[#list + 1] = idxs[i] end
+  end
+  m.lists[#m.lists + 1] = list
+  m.n = m.n + n
   DELTA['sending'] = (DELTA['sending'] or 0) - n
   DELTA[new] = (DELTA[new] or 0) + n
   REACHED[new] = (REACHED[new] or 0) + n
@@ -686,12 +766,39 @@ return refused
 # it is the only one that may move them now (``move``). None once the sending is
 # cancelled. ARGV: now, call, run, until (epoch), then a MessagePack array of [index,
 # record as loaded], then one of the runs ([first, last], ``_runs``) of those loaded
-# untouched (no record). Returns the indices claimed.
+# untouched (no record). Returns the runs claimed, as the flight keeps them.
 _LUA_CLAIM = (
     _LUA_MOVE
     + """
 local items, runs, claimed = cmsgpack.unpack(ARGV[5]), cmsgpack.unpack(ARGV[6]), {}
 if CANCELLED or (#items == 0 and #runs == 0) then return claimed end
+local B = RESULTS_BUCKET
+local function taken(first, last)  -- a recipient of this run has a record, or is flying
+  for b = math.floor(first / B), math.floor(last / B) do
+    if redis.call('EXISTS', RKEY(b * B)) == 1 then return true end
+  end
+  local bits = redis.call('GETRANGE', KEYS[9], math.floor(first / 8), math.floor(last / 8))
+  return string.find(bits, '[^%z]') ~= nil  -- a byte not zero (its bits may be others')
+end
+local function fly(n)  -- n recipients joined the flight (runs): write it, count them
+  redis.call('HSET', KEYS[8], ARGV[2], cmsgpack.pack({ARGV[3], tonumber(ARGV[4]), ARGV[1], runs}))
+  DELTA['queued'], DELTA['sending'] = -n, n
+  CALLED = true
+  flush(ARGV[1])
+end
+-- Usually a chunk nothing has moved yet: one run, all of it claimed without a look at
+-- each recipient (nothing of it in a results hash, no bit of it set).
+local whole = #items == 0
+for _, run in ipairs(runs) do whole = whole and not taken(run[1], run[2]) end
+if whole then
+  local n = 0
+  for _, run in ipairs(runs) do
+    paint(run[1], run[2], true)
+    n = n + run[2] - run[1] + 1
+  end
+  fly(n)
+  return runs
+end
 local candidates = {}
 for _, item in ipairs(items) do candidates[#candidates + 1] = tonumber(item[1]) end
 for _, run in ipairs(runs) do
@@ -707,7 +814,6 @@ for i, item in ipairs(items) do
 end
 -- Untouched recipients have no record: none of them in a results hash that does not
 -- exist (a chunk nothing has moved yet: nothing to read per recipient), the others read.
-local B = RESULTS_BUCKET
 for _, run in ipairs(runs) do
   for b = math.floor(run[1] / B), math.floor(run[2] / B) do
     local key = RKEY(b * B)
@@ -740,15 +846,12 @@ for i, idx in ipairs(candidates) do
     set_bit(flying, idx, true)
   end
 end
-if #claimed > 0 then
-  write_bits(flying)
-  local flight = cmsgpack.pack({ARGV[3], tonumber(ARGV[4]), ARGV[1], claimed})
-  redis.call('HSET', KEYS[8], ARGV[2], flight)
-  DELTA['queued'], DELTA['sending'] = -#claimed, #claimed
-  CALLED = true
-  flush(ARGV[1])
-end
-return claimed
+if #claimed == 0 then return claimed end
+write_bits(flying)
+table.sort(claimed)
+runs = runs_of(claimed)
+fly(#claimed)
+return runs
 """
 )
 
@@ -861,6 +964,18 @@ end
 return found
 """
 )
+
+
+def _indices(runs: Iterable[Any]) -> set[int]:
+    """The indices of runs ([first, last] each); a flight written before runs lists its
+    indices one by one."""
+    found: set[int] = set()
+    for run in runs:
+        if isinstance(run, int):
+            found.add(run)
+        else:
+            found.update(range(int(run[0]), int(run[1]) + 1))
+    return found
 
 
 def _runs(indices: Iterable[int]) -> list[list[int]]:
@@ -1123,8 +1238,10 @@ class ResultStore:
         items: list[tuple[Any, ...]] = []
         landing = Answers()
         moved: set[int] = set()  # what is asked; the script answers what it refused
+        asked = 0
         for i, r, expect in updates:
             moved.add(i)
+            asked += 1
             status = r["status"]
             if expect[:1] in ("@", b"@") and status in FINAL:
                 landing.add(i, r, expect if isinstance(expect, bytes) else expect.encode())
@@ -1137,6 +1254,9 @@ class ResultStore:
         if answers is not None:
             for indices, _, _ in answers.groups.values():
                 moved.update(indices)
+                asked += len(indices)
+        if len(moved) < asked:  # the script counts a flight's moves to know it landed whole
+            raise ValueError("a recipient's index was given twice in one write")
         argv: list[Any] = [now_iso(), self.ttl, _batch(items), _batch(groups)]
         return moved.difference(await self._record(keys=self._keys(sending_id), args=argv))
 
@@ -1157,7 +1277,7 @@ class ResultStore:
             flight.at, flight.call, flight.run, flight.until, _batch(items),
             codec.pack(_runs(untouched)),
         ]  # fmt: skip
-        return set(await self._claim(keys=self._keys(sending_id), args=argv))
+        return _indices(await self._claim(keys=self._keys(sending_id), args=argv))
 
     async def in_flight(self, sending_id: str, indices: Sequence[int]) -> dict[int, Flight]:
         """The flight each of ``indices`` is in, if any: the bits first (one short read),
@@ -1177,9 +1297,9 @@ class ResultStore:
         """Every recipient on the wire now, and its flight."""
         found: dict[int, Flight] = {}
         for call, raw in (await self.redis.hgetall(keys.flights(sending_id))).items():
-            run, until, at, indices = codec.unpack(raw)
+            run, until, at, runs = codec.unpack(raw)
             flight = Flight(call.decode(), run, float(until), at)
-            found.update((int(i), flight) for i in indices)
+            found.update(dict.fromkeys(_indices(runs), flight))
         return found
 
     async def reopen(

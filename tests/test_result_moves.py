@@ -4,6 +4,7 @@ record decided: who may record an outcome, and when another run may not touch on
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from redis.asyncio import Redis
 
 from jobs import chunks, codec, keys
 from jobs.results import (
+    Answers,
     Flight,
     Record,
     ResultStore,
@@ -275,3 +277,76 @@ def test_accepted_successor_is_successor_with_key_for_key(
     general = successor_with(record, "accepted", fields, now)
     assert list(quick.items()) == list(general.items())
     assert codec.pack(quick) == codec.pack(general)
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_flights_of_unaligned_chunks_keep_the_bitmap_exact(
+    settings: Settings, seed: int
+) -> None:
+    """Chunks of 13 (runs that share the bitmap's bytes with their neighbours) claimed
+    and answered in a random order, wholly, in part (a 207: some rejected one by one), or
+    not yet: after every step the bitmap holds exactly the recipients in a flight, no
+    recipient is claimed twice, and once all have landed no flight is left."""
+    rng = random.Random(seed)
+    size, n_chunks = 13, 6
+    redis = Redis.from_url(str(settings.redis_url))
+    rs = ResultStore(redis)
+    sid = uuid.uuid4().hex
+    await rs.create_sending(sid, "sms", {"kind": "sms"}, "digest", chunk_size=size)
+    for c in range(n_chunks):
+        entries = [chunks.Entry(i, f"3466{i:07d}", {}) for i in range(c * size, (c + 1) * size)]
+        assert await rs.add_chunk(sid, str(c), chunks.encode(entries), size, [])
+    await rs.open(sid, n_chunks)
+    total = size * n_chunks
+    waiting = set(range(total))  # queued, in no flight
+    flying: dict[str, tuple[str, set[int]]] = {}  # call → (run, its recipients on the wire)
+
+    async def check() -> None:
+        bitmap = await redis.get(keys.flying(sid)) or b""
+        on = {i for i in range(len(bitmap) * 8) if bitmap[i >> 3] & (0x80 >> (i & 7))}
+        expected = set().union(*(members for _, members in flying.values()))
+        assert on == expected
+        assert set(await rs.flights(sid)) == expected
+        assert len(bitmap) * 8 < total + 8  # never longer than the sending needs
+
+    step = 0
+    while waiting or flying:
+        step += 1
+        if waiting and (not flying or rng.random() < 0.5):
+            c = rng.choice(sorted({i // size for i in waiting}))
+            wanted = sorted(i for i in waiting if i // size == c)
+            raw = await rs.load_raw(sid, wanted)
+            run = f"r{step}"
+            flight = Flight(f"{run}:0", run, time.time() + 60, now_iso())
+            got = await rs.claim(sid, flight, [(i, raw.get(i, b"")) for i in wanted])
+            assert got == set(wanted)
+            again = Flight(f"x{step}:0", f"x{step}", time.time() + 60, now_iso())
+            assert await rs.claim(sid, again, [(i, b"") for i in wanted]) == set()
+            waiting -= got
+            flying[flight.call] = (run, got)
+        else:
+            call = rng.choice(sorted(flying))
+            run, members = flying[call]
+            answered = sorted(m for m in members if rng.random() < 0.7) or sorted(members)
+            expect = expect_run(run, call)
+            answers = Answers()
+            updates: list[tuple[int, Record, bytes]] = []
+            for i in answered:
+                old = Record(to=f"3466{i:07d}", status="sending", attempts=1)
+                if rng.random() < 0.8:
+                    answers.add(
+                        i, accepted_successor(old, now_iso(), "gsm", f"m{i}", 1, None), expect
+                    )
+                else:
+                    updates.append((i, successor(old, "rejected", code=102), expect))
+            assert await rs.record(sid, updates, answers) == set(answered)
+            left = members - set(answered)
+            if left:
+                flying[call] = (run, left)
+            else:
+                del flying[call]
+        await check()
+    assert not await redis.exists(keys.flights(sid), keys.flying(sid))
+    final = await counts(rs, sid)
+    assert final["accepted"] + final["rejected"] == total and final["sending"] == 0
+    await redis.aclose()
