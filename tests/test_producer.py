@@ -11,7 +11,7 @@ import pytest
 from arq.jobs import Job
 
 from jobs import IdempotencyConflict, chunks, codec, keys
-from jobs.producer import Producer, sending_id_for
+from jobs.producer import UNKEYED, Producer, content_digest, sending_id_for
 from jobs.settings import Settings
 from jobs.sms import Sms
 from tests.helpers import numbers
@@ -72,6 +72,17 @@ async def test_idempotency_key_reused_for_other_content_is_refused(producer: Pro
         await producer.submit(sms(numbers(3), sub=[{"name": "a"}] * 3), idempotency_key="k")
 
 
+async def test_only_a_keyed_sending_keeps_its_contents_digest(producer: Producer) -> None:
+    """The digest is what a resubmission under the key must match; without a key the id
+    is new and nothing can resubmit it, so none is made."""
+    job = sms(numbers(2), sub=[{"name": "a"}] * 2)
+    keyed = await producer.submit(job, idempotency_key="k")
+    unkeyed = await producer.submit(job)
+    redis: Any = producer.redis
+    digests = [await redis.hget(keys.sending(s), "digest") for s in (keyed, unkeyed)]
+    assert digests == [content_digest(job).encode(), UNKEYED.encode()]
+
+
 async def test_invalid_recipients_are_recorded_rejected_102_and_not_enqueued(
     producer: Producer,
 ) -> None:
@@ -109,8 +120,9 @@ async def test_the_cyclic_collector_is_off_while_submits_run_and_back_after(
     producer: Producer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Overlapping submits, one of them failing: the collector is off while any runs,
-    on again after the last, and a cycle dropped meanwhile is still collected once a
-    chunk; a process that turned it off itself keeps it off."""
+    on again after the last, and a cycle dropped meanwhile is still collected (before
+    the first chunk, and every ``YOUNG_EVERY`` after it); a process that turned it off
+    itself keeps it off."""
     seen: list[bool] = []
     cycles_left: list[bool] = []
     real = Producer._submit_once
