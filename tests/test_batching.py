@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ from jobs.settings import Settings
 from jobs.sms import Sms
 from tests.helpers import drain, enqueue_entries, numbers, running_worker, sandbox_stats, wait_until
 from worker.batching import Batcher, Outcome, Pending
-from worker.provider import RecipientReply, Reply
+from worker.provider import Accepted, RecipientReply, Reply, _parse
 
 
 @pytest.fixture
@@ -301,3 +302,23 @@ def test_cli_streams_a_csv_file(env: dict[str, str], tmp_path: Path, redis_url: 
         (1, "abc", "rejected"),
         (2, "34666555333", "queued"),
     ]
+
+
+def test_a_plain_202_is_kept_as_columns_and_reads_as_its_replies() -> None:
+    """Every recipient accepted plainly: the answer is kept as its columns (``Accepted``),
+    and reads, slice by slice, as the replies it stands for; one recipient scheduled or
+    refused, and every recipient is read on its own, as before."""
+    expected = [RecipientReply(f"3466600000{i}", True, f"m{i}", 1 + i % 2) for i in range(5)]
+    items: list[dict[str, Any]] = [
+        {"to": r.to, "accepted": True, "id": r.message_id, "parts": r.parts} for r in expected
+    ]
+    plain = _parse(httpx.Response(202, json={"result": items}))
+    assert isinstance(plain.results, Accepted)
+    assert list(plain.results) == expected and len(plain.results) == 5
+    assert isinstance(plain.results[1:3], Accepted) and list(plain.results[1:3]) == expected[1:3]
+    refused = {"accepted": False, "error": {"code": 102, "description": "No valid recipients"}}
+    for odd, status in (({"scheduledAt": "2026-12-01 10:00:00"}, 202), (refused, 207)):
+        mixed = _parse(httpx.Response(status, json={"result": [*items[:2], {**items[2], **odd}]}))
+        assert mixed.results is not None and not isinstance(mixed.results, Accepted)
+        assert list(mixed.results[:2]) == expected[:2]
+        assert mixed.results[2].scheduled_at or mixed.results[2].code == 102

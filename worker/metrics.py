@@ -38,7 +38,7 @@ from typing import Any
 
 from jobs import codec, keys
 from jobs.planning import Call
-from worker.provider import Ambiguous, Reply
+from worker.provider import Accepted, Ambiguous, Reply
 
 log = logging.getLogger("bulksend.worker")
 
@@ -83,6 +83,8 @@ def parts_billed(call: Call, outcome: Reply | BaseException) -> int:
     """SMS parts of the recipients the provider answered it accepted."""
     if call.encoding is None or not isinstance(outcome, Reply) or outcome.results is None:
         return 0
+    if isinstance(outcome.results, Accepted):  # its columns, not a reply per recipient
+        return sum(parts or 0 for parts in outcome.results.parts)
     return sum(r.parts or 0 for r in outcome.results if r.accepted)
 
 
@@ -92,7 +94,9 @@ def series_counts(call: Call, outcome: Reply | BaseException) -> dict[str, int]:
     recipient a 207 refused."""
     accepted, errors = 0, int(code_of(outcome) != "0")
     if isinstance(outcome, Reply):
-        if outcome.results is not None:
+        if isinstance(outcome.results, Accepted):
+            accepted = len(outcome.results)
+        elif outcome.results is not None:
             accepted = sum(1 for r in outcome.results if r.accepted)
             errors += len(outcome.results) - accepted
         elif 200 <= outcome.http_status < 300:

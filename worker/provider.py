@@ -19,8 +19,9 @@ policy halts the account on it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import httpx
 import orjson
@@ -54,10 +55,38 @@ class RecipientReply:
     description: str | None = None
 
 
+class Accepted(Sequence[RecipientReply]):
+    """A 2xx in which the provider accepted every recipient plainly (no error, not
+    scheduled), kept as the columns the worker records: message ids and parts. Building
+    a thousand ``RecipientReply`` a call cost more than recording them; whoever asks for
+    one (an index, a slice, a loop) still gets it."""
+
+    __slots__ = ("_items", "ids", "parts")
+
+    def __init__(self, items: list[dict[str, Any]], ids: list[Any], parts: list[Any]) -> None:
+        self._items = items  # the answer's own objects: ``to`` is read only when asked for
+        self.ids = ids
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> RecipientReply: ...
+    @overload
+    def __getitem__(self, index: slice) -> Accepted: ...
+    def __getitem__(self, index: int | slice) -> RecipientReply | Accepted:
+        if isinstance(index, slice):
+            return Accepted(self._items[index], self.ids[index], self.parts[index])
+        return RecipientReply(
+            str(self._items[index].get("to")), True, self.ids[index], self.parts[index]
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     http_status: int
-    results: list[RecipientReply] | None  # 202 / 207
+    results: Sequence[RecipientReply] | None  # 202 / 207
     code: int | None = None  # whole-request error
     description: str | None = None
     retry_after: float | None = None  # seconds, from a 429's Retry-After
@@ -75,6 +104,20 @@ def _recipient(item: dict[str, Any]) -> RecipientReply:
     return reply
 
 
+def _replies(items: list[dict[str, Any]]) -> Sequence[RecipientReply]:
+    """A 2xx's ``result``, per recipient: ``Accepted`` when every one of them is a plain
+    acceptance, the usual answer."""
+    plain = [
+        item.get("accepted") is True and "error" not in item and item.get("scheduledAt") is None
+        for item in items
+    ]
+    if all(plain):
+        return Accepted(
+            items, [item.get("id") for item in items], [item.get("parts") for item in items]
+        )
+    return [_recipient(item) for item in items]
+
+
 def _parse(response: httpx.Response, results_of: ResultsOf = result_list) -> Reply:
     try:
         body: Any = orjson.loads(response.content) if response.content else None
@@ -87,7 +130,7 @@ def _parse(response: httpx.Response, results_of: ResultsOf = result_list) -> Rep
         items = results_of(body)
         if items is None:
             raise Ambiguous(f"HTTP {status} without the documented result")
-        return Reply(status, [_recipient(item) for item in items])
+        return Reply(status, _replies(items))
     retry_after = None
     if status == 429:
         try:

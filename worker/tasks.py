@@ -24,9 +24,11 @@ import logging
 import random
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from itertools import repeat
 from typing import Any
 
 from arq import Retry
@@ -58,7 +60,7 @@ from worker.batching import Outcome, Pending
 from worker.budget import NoRoom
 from worker.context import WorkerContext, of
 from worker.error_policy import Action, classify
-from worker.provider import Ambiguous, NotSent, Reply
+from worker.provider import Accepted, Ambiguous, NotSent, Reply
 from worker.rate_limit import NoTurn
 
 log = logging.getLogger("bulksend.worker")
@@ -257,27 +259,16 @@ class ChunkRun:
         if len(reply.results) != len(entries):
             why = f"provider listed {len(reply.results)} results for {len(entries)} recipients"
             return [self.ambiguous(e, why) for e in entries], None
-        updates: list[Update] = []
         answers = Answers()
-        now = now_iso()
-        groups: dict[tuple[bytes, type, Any], AnswerGroup] = {}  # by expect and parts
-        pack = codec.packer()
+        if isinstance(reply.results, Accepted):  # every one of them: the reply's columns
+            results = reply.results
+            self._accept(call, zip(entries, results.ids, results.parts, repeat(None)), answers)
+            return [], answers
+        updates: list[Update] = []
+        accepted: list[tuple[Entry, Any, Any, Any]] = []
         for entry, result in zip(entries, reply.results, strict=True):
             if result.accepted:  # what the record keeps of it: the fields the reply has
-                i, mid, parts = entry.index, result.message_id, result.parts
-                new = self.current[i] = accepted_successor(
-                    self.current[i], now, call.encoding, mid, parts, result.scheduled_at
-                )
-                expect = self.expect[i]
-                # Accepted alike, they share a tally (``tally_of``), worked out once.
-                key = (expect, type(parts), parts)
-                group = groups.get(key)
-                if group is None:
-                    tfield, tparts, _ = tally_of(new)
-                    group = groups[key] = answers.group(expect, "accepted", tfield, tparts)
-                group[0].append(i)
-                group[1].append(pack(new))
-                group[2].append(mid if isinstance(mid, str) else "")
+                accepted.append((entry, result.message_id, result.parts, result.scheduled_at))
                 continue
             action, why = classify(result.code, 400)
             description = result.description or why
@@ -288,7 +279,32 @@ class ChunkRun:
                 updates.append(
                     self.outcome(entry, "rejected", code=result.code, description=description)
                 )
+        self._accept(call, accepted, answers)
         return updates, answers
+
+    def _accept(
+        self, call: Call, accepted: Iterable[tuple[Entry, Any, Any, Any]], answers: Answers
+    ) -> None:
+        """Recipients the provider accepted — (entry, message id, parts, scheduled at) —
+        as ``answers``. Accepted alike, they share a tally (``tally_of``), worked out once
+        per group: by how the run claimed them and their parts."""
+        now, pack, encoding = now_iso(), codec.packer(), call.encoding
+        groups: dict[tuple[bytes, type, Any], AnswerGroup] = {}
+        current, expects = self.current, self.expect
+        for entry, mid, parts, scheduled_at in accepted:
+            i = entry.index
+            new = current[i] = accepted_successor(
+                current[i], now, encoding, mid, parts, scheduled_at
+            )
+            expect = expects[i]
+            key = (expect, type(parts), parts)
+            group = groups.get(key)
+            if group is None:
+                tfield, tparts, _ = tally_of(new)
+                group = groups[key] = answers.group(expect, "accepted", tfield, tparts)
+            group[0].append(i)
+            group[1].append(pack(new))
+            group[2].append(mid if isinstance(mid, str) else "")
 
     async def _call_failed(self, entries: list[Entry], reply: Reply) -> list[Update]:
         action, why = classify(reply.code, reply.http_status)
