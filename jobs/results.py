@@ -168,7 +168,7 @@ def tally_of(record: Record) -> tuple[str, int, str]:
 def entry_records(entries: Iterable[chunks.Entry]) -> dict[int, Record]:
     """The records of recipients nothing has moved yet, by index: their entries' (no
     record is stored for them until they move, ``ResultStore.add_chunk``)."""
-    return {e.index: cast(Record, e.record()) for e in entries}
+    return cast(dict[int, Record], {e.index: e.record() for e in entries})
 
 
 def successor(old: Record, status: str, **fields: Any) -> Record:
@@ -210,11 +210,13 @@ def accepted_successor(
     recipient its run claimed (to, status, attempts) with the usual reply (an SMS's id
     and parts) one literal builds it in half the time. The same record, key for key:
     its bytes are what later moves compare."""
-    usual = encoding is not None and mid is not None and parts is not None
-    if usual and scheduled_at is None and len(old) == 3 and "attempts" in old:
-        return cast(Record, {"attempts": old["attempts"], "status": "accepted",
-                             "updated_at": now, "encoding": encoding, "id": mid,
-                             "parts": parts, "to": old["to"]})  # fmt: skip
+    usual = mid is not None and parts is not None and scheduled_at is None
+    if usual and encoding is not None and len(old) == 3 and "attempts" in old:
+        quick: Record = {
+            "attempts": old["attempts"], "status": "accepted", "updated_at": now,
+            "encoding": encoding, "id": mid, "parts": parts, "to": old["to"],
+        }  # fmt: skip
+        return quick
     fields = {"encoding": encoding, "id": mid, "parts": parts, "scheduled_at": scheduled_at}
     given = {k: v for k, v in fields.items() if v is not None}
     return successor_with(old, "accepted", given, now)
@@ -980,8 +982,11 @@ def _indices(runs: Iterable[Any]) -> set[int]:
 
 def _runs(indices: Iterable[int]) -> list[list[int]]:
     """Sorted runs of adjacent indices, [first, last] each: a chunk is one."""
+    ordered = sorted(set(indices))
+    if ordered and ordered[-1] - ordered[0] == len(ordered) - 1:
+        return [[ordered[0], ordered[-1]]]  # one run, the usual case: no look at each
     runs: list[list[int]] = []
-    for i in sorted(set(indices)):
+    for i in ordered:
         if runs and runs[-1][1] == i - 1:
             runs[-1][1] = i
         else:
@@ -1286,6 +1291,8 @@ class ResultStore:
             return {}
         low, high = min(indices), max(indices)
         span = await self.redis.getrange(keys.flying(sending_id), low // 8, high // 8)
+        if not span.strip(b"\0"):
+            return {}  # none of them (the usual answer): without a look at each
         base = low // 8 * 8
         wanted = [i for i in indices if _bit(span, i - base)]
         if not wanted:

@@ -291,20 +291,27 @@ class ChunkRun:
         now, pack, encoding = now_iso(), codec.packer(), call.encoding
         groups: dict[tuple[bytes, type, Any], AnswerGroup] = {}
         current, expects = self.current, self.expect
+        last: tuple[bytes, Any] | None = None  # the group of the one before: most share it
+        indices: list[int] = []
+        records: list[bytes] = []
+        ids: list[str] = []
         for entry, mid, parts, scheduled_at in accepted:
             i = entry.index
             new = current[i] = accepted_successor(
                 current[i], now, encoding, mid, parts, scheduled_at
             )
             expect = expects[i]
-            key = (expect, type(parts), parts)
-            group = groups.get(key)
-            if group is None:
-                tfield, tparts, _ = tally_of(new)
-                group = groups[key] = answers.group(expect, "accepted", tfield, tparts)
-            group[0].append(i)
-            group[1].append(pack(new))
-            group[2].append(mid if isinstance(mid, str) else "")
+            if last is None or expect is not last[0] or parts is not last[1]:
+                key = (expect, type(parts), parts)
+                group = groups.get(key)
+                if group is None:
+                    tfield, tparts, _ = tally_of(new)
+                    group = groups[key] = answers.group(expect, "accepted", tfield, tparts)
+                indices, records, ids = group
+                last = (expect, parts)
+            indices.append(i)
+            records.append(pack(new))
+            ids.append(mid if isinstance(mid, str) else "")
 
     async def _call_failed(self, entries: list[Entry], reply: Reply) -> list[Update]:
         action, why = classify(reply.code, reply.http_status)
