@@ -15,7 +15,7 @@ body are its descriptor's (``jobs.channels``): nothing here names a channel.
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +89,12 @@ def plan_sms(
     # A campaign's recipients mostly share their text (no ``sub``, or the same values):
     # each distinct text is analyzed once per chunk, not once per recipient.
     analyzed: dict[str, gsm.SmsInfo | gsm.SmsTextError] = {}  # a refusal too
-    quick = _quick_pricing(payload["message"], fixed, requested, trans, limit)
+    pricing = _quick_pricing(payload["message"], fixed, requested, trans, limit)
+    quick = pricing[0] if pricing is not None else None
+    if pricing is not None and entries:  # usually one part for all of them: one call
+        encoding = pricing[1]([entry.extras.get("sub") or {} for entry in entries])
+        if encoding is not None:
+            return [Call(channel.kind, base, list(entries), encoding=encoding, parts=1)], []
     for entry in entries:
         values = entry.extras.get("sub") or {}
         info = quick(values) if quick is not None else None
@@ -125,15 +130,21 @@ def plan_sms(
     return list(groups.values()), refused
 
 
+Price = Callable[[Mapping[str, Any]], gsm.SmsInfo | None]
+PriceAll = Callable[[Sequence[Mapping[str, Any]]], str | None]
+
+
 def _quick_pricing(
     template: str, fixed: Mapping[str, str], requested: str, trans: bool, limit: int
-) -> Callable[[Mapping[str, Any]], gsm.SmsInfo | None] | None:
+) -> tuple[Price, PriceAll] | None:
     """Most texts are one part of characters that each cost one (``gsm.analyze``'s fast
     path). When the template's own text is, a recipient whose values all are too is
     priced from their lengths, without rendering its text: what ``analyze(render(...))``
-    gives it (``tests/test_gsm.py`` checks). None prices a recipient the long way (a
-    value missing, not a string, or another character); None for the function when the
-    template needs the long way for everyone (filters, transliteration)."""
+    gives it (``tests/test_gsm.py`` checks). ``price`` prices one recipient (None: the
+    long way, a value missing, not a string, or another character); ``price_all`` a
+    chunk's at once, a column of values at a time: the one-part encoding of them all,
+    or None to price them one by one. None for both when the template needs the long
+    way for everyone (filters, transliteration)."""
     plain = plain_parts(template, fixed)
     ones = gsm.one_cost(requested)
     if plain is None or ones is None or trans or limit < 1:
@@ -158,7 +169,23 @@ def _quick_pricing(
             length += len(value)
         return gsm.one_part(encoding, length) if length <= capacity else None
 
-    return price
+    def price_all(subs: Sequence[Mapping[str, Any]]) -> str | None:
+        # What ``price`` says of each, when it says one part for every one: each column
+        # of values all strings of characters that cost one (a text in pieces matches
+        # when each piece does, ``gsm.one_cost``), and the longest of each column fit.
+        longest = len(text)
+        for name in names:
+            column: list[Any] = [values.get(name) for values in subs]
+            try:
+                joined = "".join(column)
+            except TypeError:  # a value missing, or not a string
+                return None
+            if not (alnum and joined.isascii() and joined.isalnum()) and not fits(joined):
+                return None
+            longest += max(map(len, column))
+        return encoding if longest <= capacity else None
+
+    return price, price_all
 
 
 def plan_single_call(

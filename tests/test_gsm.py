@@ -238,22 +238,47 @@ def test_the_planners_quick_price_is_what_the_rendered_text_costs(
     does, the price is what ``analyze`` gives the text ``render`` makes."""
     template = "".join(f"{literal}{{{name}{filt}}}" for literal, name, filt in steps) + tail
     fixed = templating.stand_ins()
-    quick = planning._quick_pricing(template, fixed, encoding, trans, limit)
-    if quick is None:
+    pricing = planning._quick_pricing(template, fixed, encoding, trans, limit)
+    if pricing is None:
         return
-    info = quick(values)
+    info = pricing[0](values)
     if info is None:
         return
     text = templating.render(template, values, fixed=fixed)
     assert info == gsm.analyze(text, encoding, trans=trans, max_parts=limit)
 
 
+@given(
+    st.lists(st.tuples(_PIECE, st.sampled_from(["a", "b", "OTP_CODE"])), max_size=3),
+    _PIECE,
+    st.lists(st.dictionaries(st.sampled_from(["a", "b"]), _VALUE), min_size=1, max_size=6),
+    st.sampled_from(["auto", "gsm", "gsm-pt", "utf-16"]),
+)
+@settings(max_examples=500, deadline=None)
+def test_a_chunk_priced_at_once_is_priced_as_each_of_its_recipients(
+    steps: list[tuple[str, str]], tail: str, subs: list[dict[str, object]], encoding: str
+) -> None:
+    """``price_all`` (a column of values at a time) says one part in an encoding only
+    when ``price`` says just that of every recipient: the one call it makes is the one
+    the recipients' own prices make."""
+    template = "".join(f"{literal}{{{name}}}" for literal, name in steps) + tail
+    pricing = planning._quick_pricing(template, templating.stand_ins(), encoding, False, 1)
+    if pricing is None:
+        return
+    price, price_all = pricing
+    at_once = price_all(subs)
+    infos = [price(values) for values in subs]
+    if at_once is not None:
+        assert {(i.encoding, i.parts) if i else None for i in infos} == {(at_once, 1)}
+
+
 def test_the_quick_price_takes_the_usual_campaign_and_leaves_the_rest() -> None:
     """Not vacuous: a plain template with plain values is priced quickly; a filter, a
     value that is not a plain string, or transliteration is left to the long way."""
     fixed = templating.stand_ins()
-    quick = planning._quick_pricing("Hola {name}, {code}. {UNSUB_URL}", fixed, "auto", False, 1)
-    assert quick is not None
+    pricing = planning._quick_pricing("Hola {name}, {code}. {UNSUB_URL}", fixed, "auto", False, 1)
+    assert pricing is not None
+    quick, price_all = pricing
     assert quick({"name": "Ana", "code": "1234"}) == gsm.analyze(
         templating.render("Hola {name}, {code}. {UNSUB_URL}", {"name": "Ana", "code": "1234"},
                           fixed=fixed)
@@ -261,5 +286,8 @@ def test_the_quick_price_takes_the_usual_campaign_and_leaves_the_rest() -> None:
     assert quick({"name": "Zoë", "code": "1234"}) is None  # ë is not in GSM's basic table
     assert quick({"name": "Ana", "code": 1234}) is None and quick({"name": "Ana"}) is None
     assert quick({"name": "A" * 150, "code": "1234"}) is None  # two parts: the long way
+    assert price_all([{"name": "Ana", "code": "1234"}, {"name": "Zoe", "code": "9"}]) == "gsm"
+    assert price_all([{"name": "Ana", "code": "1234"}, {"name": "Zoë", "code": "9"}]) is None
+    assert price_all([{"name": "Ana", "code": "1234"}, {"name": "Ana", "code": 9}]) is None
     assert planning._quick_pricing("Hola {name|upper}", fixed, "auto", False, 1) is None
     assert planning._quick_pricing("Hola {name}", fixed, "auto", True, 1) is None
