@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from bulksend.stack import start_workers
+from bulksend.stack import WorkerProcesses, start_workers
 from jobs import keys
 from jobs.producer import Producer
 from jobs.settings import Settings
@@ -92,4 +93,40 @@ async def test_a_worker_holds_no_more_chunks_than_its_budget(
         await redis.aclose()
     assert status is not None and status["counts"]["accepted"] == total, status
     assert 1 <= most <= 4, most
+    assert sandbox_stats(sandbox_url)["duplicates"] == 0
+
+
+async def test_workers_take_no_more_chunks_than_they_have_room_for(
+    settings: Settings, env: dict[str, str], sandbox_url: str, tmp_path: Path
+) -> None:
+    """A backlog of 24 chunks and two workers with room for four each, calls slow: a
+    worker takes what fits in its room, and none while a run of its own waits (arq alone
+    took the whole backlog in one poll), so the chunks in progress never exceed the two
+    workers' room and a wait each, and both workers send."""
+    chunk, total = 250, 6000
+    env = {**env, "BULKSEND_CHUNK_SIZE": str(chunk), "BULKSEND_WORKER_MAX_RECIPIENTS": "1000"}
+    set_faults(sandbox_url, latency_ms=150)
+    redis = aioredis.Redis.from_url(str(settings.redis_url))
+    producer = await Producer.connect(settings.model_copy(update={"chunk_size": chunk}))
+    sending_id = await producer.submit(
+        Sms.model_validate({"to": numbers(total), "from": "BUDGET", "message": "Hi"})
+    )  # all queued before any worker looks
+    workers = WorkerProcesses(env, log_dir=tmp_path)
+    workers.start(2)
+    try:
+        most, status = 0, None
+        async with asyncio.timeout(120):
+            while status is None or not status["final"]:
+                taken = [k async for k in redis.scan_iter(keys.arq_in_progress("*"))]
+                most = max(most, len(taken))
+                status = await producer.status(sending_id)
+                await asyncio.sleep(0.01)
+    finally:
+        workers.kill()
+        await producer.close()
+        await redis.aclose()
+    assert status is not None and status["counts"]["accepted"] == total, status
+    assert 1 <= most <= 2 * (4 + 1), most
+    sent = [(workers.log(i) or tmp_path).read_text().count("recipients in") for i in (0, 1)]
+    assert sum(sent) == total // chunk and min(sent) > 0, sent
     assert sandbox_stats(sandbox_url)["duplicates"] == 0

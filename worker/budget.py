@@ -55,6 +55,11 @@ class RecipientBudget:
     def used(self) -> int:
         return self._used
 
+    @property
+    def waiting(self) -> bool:
+        """A run waits for its share: this worker has more jobs than it has room for."""
+        return any(not ready.done() for _, ready in self._waiting)
+
     @asynccontextmanager
     async def hold(self, n: int, *, wait_s: float) -> AsyncIterator[Held]:
         """Hold ``n`` recipients (at most the whole budget: a chunk bigger than it runs

@@ -147,6 +147,44 @@ async def shutdown(ctx: dict[str, Any]) -> None:
             await client.aclose()
 
 
+class ChunkWorker(Worker):
+    """arq's worker, taking no more jobs than its runs have room for.
+
+    A run waits for its share of the recipient budget (``worker.budget``) holding its
+    job, which no other worker can take meanwhile. Taking every job it saw, one worker
+    of two held most of a big sending's chunks while the other, its own done, idled
+    (100 chunks shared 77 to 23). So a poll takes at most the chunks that fit in the
+    budget's room (one at least), and none while a run of its own waits; arq's own
+    limits and its refusal at shutdown hold as before."""
+
+    def _room(self) -> tuple[int, bool] | None:
+        """Chunks that fit in the budget now, and whether a run waits; None before
+        start-up."""
+        w: WorkerContext | None = self.ctx.get(CTX_KEY) if self.ctx else None
+        if w is None:
+            return None
+        free = w.budget.limit - w.budget.used
+        return max(free // w.settings.chunk_size, 1), w.budget.waiting
+
+    @property
+    def allow_pick_jobs(self) -> bool:
+        room = self._room()
+        return self._arq_allows and not (room is not None and room[1])
+
+    @allow_pick_jobs.setter
+    def allow_pick_jobs(self, allowed: bool) -> None:
+        self._arq_allows = allowed
+
+    @property
+    def queue_read_limit(self) -> int:
+        room = self._room()
+        return self._read_limit if room is None else min(self._read_limit, room[0])
+
+    @queue_read_limit.setter
+    def queue_read_limit(self, limit: int) -> None:
+        self._read_limit = limit
+
+
 def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
     settings = settings or get_settings()
     if not settings.redis_url:
@@ -171,7 +209,7 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         job_deserializer=codec.loads,
     )
     options.update(overrides)
-    return Worker(**options)
+    return ChunkWorker(**options)
 
 
 def run(settings: Settings | None = None) -> None:
