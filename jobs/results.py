@@ -928,8 +928,9 @@ return 1
 # The stored records of some recipients, given as runs of adjacent indices ([first,
 # last], MessagePack): each results hash they fall in read whole (HGETALL), so a chunk
 # nothing has moved yet, whose hashes do not exist, costs a call per hash and nothing
-# per recipient. Only the records that exist come back, as [index, record, ...].
-# KEYS[1]: the results' prefix.
+# per recipient. Only the records that exist come back, as [index, record, ...], then
+# the bytes ARGV[2] to ARGV[3] of the flying bitmap (``ResultStore.in_flight``'s look,
+# in the same round trip). KEYS[1]: the results' prefix, KEYS[2]: the bitmap.
 _LUA_LOAD = (
     keys.LUA_RESULTS_KEY
     + f"""
@@ -963,6 +964,7 @@ for _, run in ipairs(runs) do
     end
   end
 end
+found[#found + 1] = redis.call('GETRANGE', KEYS[2], ARGV[2], ARGV[3])
 return found
 """
 )
@@ -1291,6 +1293,13 @@ class ResultStore:
             return {}
         low, high = min(indices), max(indices)
         span = await self.redis.getrange(keys.flying(sending_id), low // 8, high // 8)
+        return await self._flights_of(sending_id, indices, span)
+
+    async def _flights_of(
+        self, sending_id: str, indices: Sequence[int], span: bytes
+    ) -> dict[int, Flight]:
+        """``in_flight``, given the bytes of the bitmap from ``min(indices)``'s on."""
+        low = min(indices)
         if not span.strip(b"\0"):
             return {}  # none of them (the usual answer): without a look at each
         base = low // 8 * 8
@@ -1354,12 +1363,22 @@ class ResultStore:
 
     async def load_raw(self, sending_id: str, indices: list[int]) -> dict[int, bytes]:
         """The stored bytes of each record: what a compare-and-set compares against."""
+        return (await self.load_flying(sending_id, indices))[0]
+
+    async def load_flying(
+        self, sending_id: str, indices: list[int]
+    ) -> tuple[dict[int, bytes], dict[int, Flight]]:
+        """``load_raw`` and ``in_flight`` in one round trip: what a run loads first."""
         if not indices:
-            return {}
+            return {}, {}
+        low, high = min(indices), max(indices)
         found = await self._load_raw(
-            keys=[keys.results_prefix(sending_id)], args=[codec.pack(_runs(indices))]
+            keys=[keys.results_prefix(sending_id), keys.flying(sending_id)],
+            args=[codec.pack(_runs(indices)), low // 8, high // 8],
         )  # a pipeline of HMGETs cost the worker more than the script costs Redis
-        return {int(found[n]): found[n + 1] for n in range(0, len(found), 2)}
+        span = found.pop()
+        raw = {int(found[n]): found[n + 1] for n in range(0, len(found), 2)}
+        return raw, await self._flights_of(sending_id, indices, span)
 
     async def chunk_size(self, sending_id: str) -> int | None:
         """The recipients per chunk its submit used, if it recorded them."""
@@ -1394,7 +1413,7 @@ class ResultStore:
     async def _load(
         self, sending_id: str, indices: list[int], entries: list[chunks.Entry] | None
     ) -> dict[int, Record]:
-        raw = await self.load_raw(sending_id, indices)
+        raw, flying = await self.load_flying(sending_id, indices)
         found: dict[int, Record] = {i: codec.unpack(r) for i, r in raw.items()}
         if len(found) < len(indices):
             if entries is None:
@@ -1402,8 +1421,9 @@ class ResultStore:
                 found.update(await self.untouched(sending_id, missing))
             else:
                 found.update(entry_records(e for e in entries if e.index not in found))
-        for i, flight in (await self.in_flight(sending_id, list(found))).items():
-            found[i] = on_the_wire(found[i], flight)
+        for i, flight in flying.items():
+            if i in found:
+                found[i] = on_the_wire(found[i], flight)
         return found
 
     async def _total(self, sending_id: str) -> int:

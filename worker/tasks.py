@@ -351,10 +351,10 @@ async def _load(w: WorkerContext, sending_id: str, entries: list[Entry]) -> Load
     (``Entry.record``): nothing has moved them yet, and their raw is ``b''``, which is
     what a move from it expects (no record)."""
     indices = [e.index for e in entries]
-    raw = await w.store.load_raw(sending_id, indices)
+    raw, flying = await w.store.load_flying(sending_id, indices)
     untouched = entry_records(e for e in entries if e.index not in raw)
     raw.update(dict.fromkeys(untouched, b""))
-    return Loaded(raw, untouched, await w.store.in_flight(sending_id, indices))
+    return Loaded(raw, untouched, flying)
 
 
 def _legacy_claim(record: Record) -> Flight | None:
