@@ -701,7 +701,8 @@ local function hset_all(fields)  -- results key → {idx, rec, idx, rec, ...}
     end
   end
 end
--- g: {run, call, status, tally field, parts, indices, records, message ids}
+-- g: {run, call, status, tally field, parts, indices, records, message ids}; without the
+-- ids (a worker that sets no notification URL) a link reads each from its record
 local function landing(g, refused)
   local run, call, new, tfield, tparts, idxs, recs, mids = unpack(g)
   local f, fields, landed = FLIGHT(call), {}, {}
@@ -735,7 +736,11 @@ local function landing(g, refused)
   if new == 'accepted' and LINKS() then
     local sid = redis.call('HGET', KEYS[1], 'id')
     for _, i in ipairs(landed) do
-      if mids[i] ~= '' then ev_link(sid, idxs[i], mids[i], tonumber(ARGV[2])) end
+      local mid = mids[i]
+      if mid == nil then mid = cmsgpack.unpack(recs[i])['id'] end  -- none given: the record's
+      if type(mid) == 'string' and mid ~= '' then
+        ev_link(sid, idxs[i], mid, tonumber(ARGV[2]))
+      end
     end
   end
   CALLED = true

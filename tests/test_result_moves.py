@@ -350,3 +350,30 @@ async def test_flights_of_unaligned_chunks_keep_the_bitmap_exact(
     final = await counts(rs, sid)
     assert final["accepted"] + final["rejected"] == total and final["sending"] == 0
     await redis.aclose()
+
+
+@pytest.mark.parametrize("with_ids", [True, False])
+async def test_an_accepted_recipient_is_linked_to_its_message_id_given_or_not(
+    store: tuple[ResultStore, str], with_ids: bool
+) -> None:
+    """While notifications are received (``keys.HOOKS``) a recipient recorded accepted is
+    linked to its message id: the one sent beside its record, or, from a worker that
+    sends none (it sets no notification URL), the one in the record itself."""
+    rs, sid = store
+    await rs.redis.set(keys.HOOKS, 1)
+    try:
+        call = await claim(rs, sid, [5, 6], "r1")
+        expect = expect_run("r1", call)
+        answers = Answers()
+        for i in (5, 6):
+            old = Record(to=f"34660000{i:03d}", status="sending", attempts=1)
+            indices, records, ids = answers.group(expect, "accepted", "accepted:gsm", 1)
+            indices.append(i)
+            records.append(codec.pack(accepted_successor(old, now_iso(), "gsm", f"m{i}", 1, None)))
+            if with_ids:
+                ids.append(f"m{i}")
+        assert await rs.record(sid, [], answers) == {5, 6}
+        linked = [await rs.redis.get(keys.message(f"m{i}")) for i in (5, 6)]
+        assert linked == [f"{sid} 5".encode(), f"{sid} 6".encode()]
+    finally:
+        await rs.redis.delete(keys.HOOKS)

@@ -287,8 +287,11 @@ class ChunkRun:
     ) -> None:
         """Recipients the provider accepted — (entry, message id, parts, scheduled at) —
         as ``answers``. Accepted alike, they share a tally (``tally_of``), worked out once
-        per group: by how the run claimed them and their parts."""
+        per group: by how the run claimed them and their parts. Their message ids go
+        apart only where notifications come (the script links them; without them it
+        reads an id from its record, as it does for any other move)."""
         now, pack, encoding = now_iso(), codec.packer(), call.encoding
+        link = self.w.hooks is not None  # its ids go too, to link notifications to them
         groups: dict[tuple[bytes, type, Any], AnswerGroup] = {}
         current, expects = self.current, self.expect
         last: tuple[bytes, Any] | None = None  # the group of the one before: most share it
@@ -311,7 +314,8 @@ class ChunkRun:
                 last = (expect, parts)
             indices.append(i)
             records.append(pack(new))
-            ids.append(mid if isinstance(mid, str) else "")
+            if link:
+                ids.append(mid if isinstance(mid, str) else "")
 
     async def _call_failed(self, entries: list[Entry], reply: Reply) -> list[Update]:
         action, why = classify(reply.code, reply.http_status)
