@@ -40,7 +40,7 @@ from worker.tasks import send_chunk
 
 ARQ_MAX_TRIES = 1_000_000_000  # never arq's call: see the module docstring
 HEALTH_CHECK_INTERVAL_S = 30
-YOUNG_COLLECTION_AFTER = 100_000  # allocations between young collections (Python: 700)
+YOUNG_COLLECTION_AFTER = 10_000  # allocations between young collections (Python: 700)
 OWN_PROCESS = "own_process"  # ctx flag: the process runs this worker and nothing else (``run``)
 log = logging.getLogger("bulksend.worker")
 
@@ -118,11 +118,12 @@ def _tune_collector() -> None:
     Python's 700 a collection came every few recipients. In a worker sending 100,000
     recipients (``gc.callbacks``) the collector took 467 ms; frozen, ~250 ms (full
     collections 328 → 57 ms, RSS +2 MB); with young collections every 10,000 too,
-    ~95 ms. Later, with the worker's other costs cut, 300,000 recipients: 199 ms at
-    10,000 (110 of them young collections), 64 ms at 100,000 (23), peak RSS unchanged:
-    what a young collection walks is the chunks in hand, alive however often it runs,
-    and the garbage it finds is a few dozen objects a chunk. Garbage is collected first,
-    so none is frozen. Only in a process of its own: in a host's, these are the host's."""
+    ~95 ms (RSS unchanged). Rarer is not better: at 100,000, a 300,000-recipient sending
+    spent 64 ms instead of 199 in the collector, but a 1,000,000-recipient one peaked
+    at 290 MB instead of 99 and spent more CPU, not less: the few dozen cycles a chunk
+    leaves (a call's futures and exceptions) hold its large buffers until collected.
+    Garbage is collected first, so none is frozen. Only in a process of its own: in a
+    host's, these are the host's."""
     gc.collect()
     gc.freeze()
     _, older, oldest = gc.get_threshold()
