@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -65,6 +67,19 @@ async def test_no_room_in_time_and_a_cancelled_wait_leave_nothing_held() -> None
         assert budget.used == 100
 
 
+async def most_until_final(
+    producer: Producer, sending_id: str, measure: Callable[[], Awaitable[int]]
+) -> tuple[int, dict[str, Any] | None]:
+    """The most ``measure`` gave until the sending was final, and its final status."""
+    most, status = 0, None
+    async with asyncio.timeout(120):
+        while status is None or not status["final"]:
+            most = max(most, await measure())
+            status = await producer.status(sending_id)
+            await asyncio.sleep(0.01)
+    return most, status
+
+
 async def test_a_worker_holds_no_more_chunks_than_its_budget(
     settings: Settings, env: dict[str, str], sandbox_url: str
 ) -> None:
@@ -81,12 +96,9 @@ async def test_a_worker_holds_no_more_chunks_than_its_budget(
         sending_id = await producer.submit(
             Sms.model_validate({"to": numbers(total), "from": "BUDGET", "message": "Hi"})
         )
-        most, status = 0, None
-        async with asyncio.timeout(120):
-            while status is None or not status["final"]:
-                most = max(most, await redis.hlen(keys.flights(sending_id)))
-                status = await producer.status(sending_id)
-                await asyncio.sleep(0.01)
+        most, status = await most_until_final(
+            producer, sending_id, lambda: redis.hlen(keys.flights(sending_id))
+        )
     finally:
         workers.kill()
         await producer.close()
@@ -114,13 +126,11 @@ async def test_workers_take_no_more_chunks_than_they_have_room_for(
     workers = WorkerProcesses(env, log_dir=tmp_path)
     workers.start(2)
     try:
-        most, status = 0, None
-        async with asyncio.timeout(120):
-            while status is None or not status["final"]:
-                taken = [k async for k in redis.scan_iter(keys.arq_in_progress("*"))]
-                most = max(most, len(taken))
-                status = await producer.status(sending_id)
-                await asyncio.sleep(0.01)
+
+        async def taken() -> int:
+            return len([k async for k in redis.scan_iter(keys.arq_in_progress("*"))])
+
+        most, status = await most_until_final(producer, sending_id, taken)
     finally:
         workers.kill()
         await producer.close()
