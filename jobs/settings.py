@@ -88,8 +88,8 @@ class Settings(BaseSettings):
         None,
         ge=1,
         description="Recipients one worker's runs hold in memory at once, bounding its RSS "
-        "(a chunk waits for its share before it is read); unset: a chunk for each provider "
-        "connection",
+        "(a chunk waits for its share before it is read); unset: two chunks for each "
+        "provider connection",
     )
     worker_poll_delay: float = Field(
         0.01, gt=0, description="Seconds between a worker's looks at the queue"
