@@ -934,8 +934,9 @@ return 1
 # last], MessagePack): each results hash they fall in read whole (HGETALL), so a chunk
 # nothing has moved yet, whose hashes do not exist, costs a call per hash and nothing
 # per recipient. Only the records that exist come back, as [index, record, ...], then
-# the bytes ARGV[2] to ARGV[3] of the flying bitmap (``ResultStore.in_flight``'s look,
-# in the same round trip). KEYS[1]: the results' prefix, KEYS[2]: the bitmap.
+# the bytes ARGV[2] to ARGV[3] of the flying bitmap (``ResultStore.load_flying``: which
+# of them are in a flight, in the same round trip). KEYS[1]: the results' prefix,
+# KEYS[2]: the bitmap.
 _LUA_LOAD = (
     keys.LUA_RESULTS_KEY
     + f"""
@@ -1291,19 +1292,12 @@ class ResultStore:
         ]  # fmt: skip
         return _indices(await self._claim(keys=self._keys(sending_id), args=argv))
 
-    async def in_flight(self, sending_id: str, indices: Sequence[int]) -> dict[int, Flight]:
-        """The flight each of ``indices`` is in, if any: the bits first (one short read),
-        the flights themselves only when one of them is set."""
-        if not indices:
-            return {}
-        low, high = min(indices), max(indices)
-        span = await self.redis.getrange(keys.flying(sending_id), low // 8, high // 8)
-        return await self._flights_of(sending_id, indices, span)
-
     async def _flights_of(
         self, sending_id: str, indices: Sequence[int], span: bytes
     ) -> dict[int, Flight]:
-        """``in_flight``, given the bytes of the bitmap from ``min(indices)``'s on."""
+        """The flight each of ``indices`` is in, if any, given the bytes of the flying
+        bitmap from ``min(indices)``'s on: the flights themselves are read only when one
+        of their bits is set."""
         low = min(indices)
         if not span.strip(b"\0"):
             return {}  # none of them (the usual answer): without a look at each
@@ -1373,7 +1367,8 @@ class ResultStore:
     async def load_flying(
         self, sending_id: str, indices: list[int]
     ) -> tuple[dict[int, bytes], dict[int, Flight]]:
-        """``load_raw`` and ``in_flight`` in one round trip: what a run loads first."""
+        """``load_raw``, and the flight each of ``indices`` is in, if any, in one round trip:
+        what a run loads first."""
         if not indices:
             return {}, {}
         low, high = min(indices), max(indices)

@@ -57,6 +57,11 @@ async def claim(
     return flight.call
 
 
+async def in_flight(store: ResultStore, sid: str, indices: list[int]) -> dict[int, Flight]:
+    """The flight each of ``indices`` is in, as a run's first load finds it."""
+    return (await store.load_flying(sid, indices))[1]
+
+
 async def answer(store: ResultStore, sid: str, index: int, expect: bytes, **fields: object) -> bool:
     old = (await store.load(sid, [index]))[index]
     return bool(await store.record(sid, [(index, successor(old, "accepted", **fields), expect)]))
@@ -119,7 +124,7 @@ async def test_a_flight_past_its_time_is_unknown_and_its_late_answer_still_lands
     the late, certain answer of that very run replaces it, anyone else's does not."""
     rs, sid = store
     call = await claim(rs, sid, [4, 5], "r1", seconds=-1)
-    over = await rs.in_flight(sid, [3, 4, 5, 6])
+    over = await in_flight(rs, sid, [3, 4, 5, 6])
     assert sorted(over) == [4, 5] and over[4].call == call and over[4].until < time.time()
     moves = [
         (i, successor((await rs.load(sid, [i]))[i], "unknown", code=-1, run="r1"),
@@ -141,12 +146,12 @@ async def test_a_flight_landing_in_parts_keeps_the_rest_on_the_wire(
     rs, sid = store
     call = await claim(rs, sid, [6, 7, 8], "r1")
     assert await answer(rs, sid, 7, expect_run("r1", call), id="m7", parts=1, encoding="gsm")
-    assert sorted(await rs.in_flight(sid, list(range(10)))) == [6, 8]
+    assert sorted(await in_flight(rs, sid, list(range(10)))) == [6, 8]
     assert not await answer(rs, sid, 7, expect_run("r1", call))  # landed already
     for i in (6, 8):
         assert await answer(rs, sid, i, expect_run("r1", call), id=f"m{i}", parts=1,
                             encoding="gsm")  # fmt: skip
-    assert await rs.in_flight(sid, list(range(10))) == {}
+    assert await in_flight(rs, sid, list(range(10))) == {}
     assert not await rs.redis.exists(keys.flights(sid), keys.flying(sid))
 
 
@@ -209,7 +214,7 @@ async def test_a_whole_flight_lands_in_one_write_across_results_hashes(
     breakdown = await rs.breakdown(sid)
     assert breakdown.accepted_by_encoding == {"gsm": 6} and breakdown.parts == {"gsm": 11}
     assert breakdown.codes == {"103": 4}
-    assert await rs.in_flight(sid, indices) == {}
+    assert await in_flight(rs, sid, indices) == {}
     assert not await rs.redis.exists(keys.flights(sid), keys.flying(sid))
     assert await rs.record(sid, moves) == set()  # once only
 
