@@ -158,13 +158,14 @@ def _quick_pricing(
     # methods at a third of the regex's cost, where the encoding's table has them all.
     alnum = bool(fits(string.ascii_letters + string.digits))
 
+    def costs_one(value: str) -> bool:  # every character of it costs one
+        return (alnum and value.isascii() and value.isalnum()) or bool(fits(value))
+
     def price(values: Mapping[str, Any]) -> gsm.SmsInfo | None:
         length = len(text)
         for name in names:
             value = values.get(name)
-            if type(value) is not str:
-                return None
-            if not (alnum and value.isascii() and value.isalnum()) and not fits(value):
+            if type(value) is not str or not costs_one(value):
                 return None
             length += len(value)
         return gsm.one_part(encoding, length) if length <= capacity else None
@@ -180,7 +181,7 @@ def _quick_pricing(
                 joined = "".join(column)
             except TypeError:  # a value missing, or not a string
                 return None
-            if not (alnum and joined.isascii() and joined.isalnum()) and not fits(joined):
+            if not costs_one(joined):
                 return None
             longest += max(map(len, column))
         return encoding if longest <= capacity else None
