@@ -6,6 +6,7 @@ never sent from one whose outcome is unknown exactly as before."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,13 +22,18 @@ LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-async def read_request(reader: asyncio.StreamReader) -> bytes:
+async def read_whole_request(reader: asyncio.StreamReader) -> bytes:
     head = await reader.readuntil(b"\r\n\r\n")
     length = 0
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
-    return await reader.readexactly(length)
+    return head + await reader.readexactly(length)
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """Its body."""
+    return (await read_whole_request(reader)).split(b"\r\n\r\n", 1)[1]
 
 
 def answer(body: bytes, *, close: bool = False) -> bytes:
@@ -201,3 +207,55 @@ async def test_the_provider_client_tells_unsent_from_unknown() -> None:
     with pytest.raises(NotSent):
         await client.post("/api/rest/sms", {"to": ["34666000001"]})
     await client.aclose()
+
+
+async def test_the_provider_client_sends_what_its_httpx_client_would() -> None:
+    """``ProviderClient.post`` goes straight to the transport (``_send``): the request
+    line, headers (Basic auth, JSON, host, length) and body are the ones
+    ``httpx.AsyncClient.post`` sends with the same settings."""
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            seen.append(await read_whole_request(reader))
+            writer.write(answer(b'{"result": [{"to": "34666000001", "accepted": true}]}'))
+            await writer.drain()
+
+    async with server(record) as (port, _):
+        client = ProviderClient(f"http://127.0.0.1:{port}/base", ("user", "pässword"), timeout=1)
+        reply = await client.post("/api/rest/sms", {"to": ["34666000001"]})
+        await client._client.post("/api/rest/sms", content=b'{"to":["34666000001"]}')
+        await client.aclose()
+    assert reply.http_status == 200 and [r.accepted for r in reply.results or []] == [True]
+    ours, httpx_own = seen
+    assert ours.startswith(b"POST /base/api/rest/sms HTTP/1.1\r\n")
+    assert b"\r\nAuthorization: Basic dXNlcjpww6Rzc3dvcmQ=\r\n" in ours
+    assert parsed(ours) == parsed(httpx_own)
+
+
+def parsed(request: bytes) -> tuple[bytes, set[bytes], bytes]:
+    """A request's line, its headers (in any order) and its body."""
+    head, body = request.split(b"\r\n\r\n", 1)
+    line, *headers = head.split(b"\r\n")
+    return line, set(headers), body
+
+
+async def test_a_provider_answer_is_freed_without_the_cyclic_collector() -> None:
+    """A call's request and response (a thousand recipients' bytes each way) go the
+    moment the call is over: in no reference cycle that waits for the collector, which
+    a worker runs rarely (``worker.main._tune_collector``)."""
+    async with server(echo) as (port, _):
+        client = ProviderClient(f"http://127.0.0.1:{port}", ("u", "p"), timeout=1)
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            await client.post("/api/rest/sms", {"result": [{"to": "1", "accepted": True}]})
+            gc.collect()
+            left = [o for o in gc.garbage if isinstance(o, httpx.Request | httpx.Response)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+        await client.aclose()
+    assert left == []

@@ -19,6 +19,7 @@ policy halts the account on it.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, overload
@@ -161,17 +162,25 @@ class ProviderClient:
         max_connections: int = 20,
         connect_attempts: int = 3,
     ) -> None:
+        self._transport = StreamsTransport(
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            )
+        )
         self._client = httpx.AsyncClient(
             base_url=base_url,
             auth=httpx.BasicAuth(*auth),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            transport=StreamsTransport(
-                limits=httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                )
-            ),
+            transport=self._transport,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
+        # What the client would add to each send (``_send``): its headers with the Basic
+        # auth header httpx.BasicAuth builds, and its timeouts.
+        userpass = b":".join(part.encode() for part in auth)
+        self._headers = httpx.Headers(self._client.headers)
+        self._headers["Authorization"] = "Basic " + base64.b64encode(userpass).decode()
+        self._extensions = {"timeout": self._client.timeout.as_dict()}
+        self._urls: dict[str, httpx.URL] = {}
         self._connect_attempts = connect_attempts
         # The longest a call may take, connect retries included: the moment a
         # claimed recipient's call must be over (its record's ``until``).
@@ -212,12 +221,33 @@ class ProviderClient:
 
     async def _post_once(self, path: str, content: bytes, results_of: ResultsOf) -> Reply:
         try:
-            response = await self._client.post(path, content=content)
+            response = await self._send(path, content)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise NotSent(f"{type(exc).__name__}: {exc}") from exc
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise Ambiguous(f"{type(exc).__name__}: {exc}") from exc
         return _parse(response, results_of)
+
+    async def _send(self, path: str, content: bytes) -> httpx.Response:
+        """``self._client.post(path, content=content)``, straight to its transport: what
+        the client adds on the way (auth flow, redirects, cookies, hooks) is nothing a
+        call to the API needs, and it cost 150 to 340 µs of CPU a 1,000-recipient call,
+        one in every thirty of a worker's, side by side on the sandbox. Its response also
+        holds itself in a cycle (``BoundAsyncStream``), with the request's and the
+        answer's bytes, until the cyclic collector comes by; this one is freed at once."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = self._client.base_url.join(path.lstrip("/"))
+        request = httpx.Request(
+            "POST", url, headers=self._headers, content=content, extensions=self._extensions
+        )
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def aclose(self) -> None:
         await self._client.aclose()
