@@ -705,25 +705,41 @@ end
 -- ids (a worker that sets no notification URL) a link reads each from its record
 local function landing(g, refused)
   local run, call, new, tfield, tparts, idxs, recs, mids = unpack(g)
-  local f, fields, landed = FLIGHT(call), {}, {}
+  local f, fields = FLIGHT(call), {}
+  local landed = nil  -- positions of those landed, once one is not: until then, all
   local mine, expect = f and f[1] == run, '@' .. run .. ' ' .. call
   local lo, hi = -1, -2  -- the flight's one run, if it is one: a look without a call
   if mine and not f.set and #f[4] == 1 then lo, hi = f[4][1][1], f[4][1][2] end
+  -- The results hash of the one before, while the next is in the same bucket (they
+  -- come in order): its arguments and their count, without a call or a length each.
+  local from, to, args, n_args = 0, -1, nil, 0
   for i, idx in ipairs(idxs) do
     if mine and ((idx >= lo and idx <= hi) or (hi < lo and ON(f, idx))) then
-      local args = group(fields, RKEY(idx))
-      args[#args + 1] = idx
-      args[#args + 1] = recs[i]
-      landed[#landed + 1] = i
-    elseif move(tostring(idx), new, recs[i], expect, tfield, tparts, mids[i]) ~= 1 then
-      refused[#refused + 1] = idx
+      if idx < from or idx > to then
+        from = idx - idx % RESULTS_BUCKET
+        to = from + RESULTS_BUCKET - 1
+        args = group(fields, RKEY(idx))
+        n_args = #args
+      end
+      args[n_args + 1] = idx
+      args[n_args + 2] = recs[i]
+      n_args = n_args + 2
+      if landed then landed[#landed + 1] = i end
+    else
+      if not landed then
+        landed = {}
+        for j = 1, i - 1 do landed[j] = j end
+      end
+      if move(tostring(idx), new, recs[i], expect, tfield, tparts, mids[i]) ~= 1 then
+        refused[#refused + 1] = idx
+      end
     end
   end
-  local n = #landed
+  local n = landed and #landed or #idxs
   if n == 0 then return end
   hset_all(fields)
   local m, list = MOVED(call), idxs
-  if n < #idxs then
+  if landed then
     list = {}
     for _, i in ipairs(landed) do list[#list + 1] = idxs[i] end
   end
@@ -735,7 +751,8 @@ local function landing(g, refused)
   tally_n(tfield, tparts, n)
   if new == 'accepted' and LINKS() then
     local sid = redis.call('HGET', KEYS[1], 'id')
-    for _, i in ipairs(landed) do
+    for k = 1, n do
+      local i = landed and landed[k] or k
       local mid = mids[i]
       if mid == nil then mid = cmsgpack.unpack(recs[i])['id'] end  -- none given: the record's
       if type(mid) == 'string' and mid ~= '' then

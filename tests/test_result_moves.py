@@ -382,3 +382,35 @@ async def test_an_accepted_recipient_is_linked_to_its_message_id_given_or_not(
         assert linked == [f"{sid} 5".encode(), f"{sid} 6".encode()]
     finally:
         await rs.redis.delete(keys.HOOKS)
+
+
+async def test_a_landing_with_one_not_in_its_flight_lands_and_links_the_others(
+    store: tuple[ResultStore, str],
+) -> None:
+    """A group of a run's answers in which one recipient is not in its flight (never
+    claimed by it): that one is refused and left as it was, the others before and after
+    it land across two results hashes, and only they are linked to their message ids."""
+    rs, sid = store
+    await rs.redis.set(keys.HOOKS, 1)
+    try:
+        call = await claim(rs, sid, [5, 6, 66], "r1")
+        expect = expect_run("r1", call)
+        answers = Answers()
+        indices, records, ids = answers.group(expect, "accepted", "accepted:gsm", 1)
+        for i in (5, 8, 6, 66):  # 8 is queued, in no flight
+            old = Record(to=f"34660000{i:03d}", status="sending", attempts=1)
+            indices.append(i)
+            records.append(codec.pack(accepted_successor(old, now_iso(), "gsm", f"m{i}", 1, None)))
+            ids.append(f"m{i}")
+        assert await rs.record(sid, [], answers) == {5, 6, 66}
+        linked = {i: await rs.redis.get(keys.message(f"m{i}")) for i in (5, 6, 8, 66)}
+        assert linked == {5: f"{sid} 5".encode(), 6: f"{sid} 6".encode(), 8: None,
+                          66: f"{sid} 66".encode()}  # fmt: skip
+        records_now = await rs.load(sid, [5, 6, 8, 66])
+        assert [records_now[i]["status"] for i in (5, 6, 8, 66)] == [
+            "accepted", "accepted", "queued", "accepted",
+        ]  # fmt: skip
+        assert not await rs.flights(sid)
+        assert (await counts(rs, sid))["accepted"] == 3
+    finally:
+        await rs.redis.delete(keys.HOOKS)
