@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
@@ -21,6 +21,7 @@ from jobs.results import (
     Flight,
     Record,
     ResultStore,
+    accepted_packer,
     accepted_successor,
     expect_exact,
     expect_over,
@@ -282,6 +283,41 @@ def test_accepted_successor_is_successor_with_key_for_key(
     general = successor_with(record, "accepted", fields, now)
     assert list(quick.items()) == list(general.items())
     assert codec.pack(quick) == codec.pack(general)
+
+
+_ANSWER = st.tuples(
+    st.fixed_dictionaries(
+        {"to": st.text(max_size=40), "status": st.just("sending")},
+        optional={"attempts": st.integers(0, 300) | st.booleans(), "row": st.integers(1, 9)},
+    ),
+    st.none() | st.text(max_size=300) | st.integers(-(2**40), 2**40),  # the message id
+    st.none() | st.integers(0, 70000) | st.booleans(),  # parts
+    _OPTIONAL,  # scheduled at
+)
+_CLAIMED = {"to": "34666000001", "status": "sending", "attempts": 1}
+
+
+@given(answers=st.lists(_ANSWER, max_size=8), encoding=st.none() | st.sampled_from(["gsm", "ü"]))
+@example(  # equal but not alike: 1 and True, as attempts and as parts
+    answers=[
+        (_CLAIMED, "m1", 1, None),
+        ({**_CLAIMED, "attempts": True}, "m2", True, None),
+        (_CLAIMED, "m3", True, None),
+    ],
+    encoding="gsm",
+)
+def test_accepted_packer_packs_what_accepted_successor_would(
+    answers: list[tuple[dict[str, Any], Any, Any, Any]], encoding: str | None
+) -> None:
+    """The records a run writes for a call's answers: byte for byte the packed
+    ``accepted_successor``, whatever their attempts, parts, ids and addresses (short and
+    long strings, ints and booleans alike), one after another."""
+    now = "2026-11-27T01:30:00.000+00:00"
+    packed = accepted_packer(now, encoding)
+    for old, mid, parts, scheduled_at in answers:
+        record = cast(Record, old)
+        expected = codec.pack(accepted_successor(record, now, encoding, mid, parts, scheduled_at))
+        assert packed(record, mid, parts, scheduled_at) == expected
 
 
 @pytest.mark.parametrize("seed", range(6))

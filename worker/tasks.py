@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from itertools import repeat
-from typing import Any
+from types import MappingProxyType
+from typing import Any, cast
 
 from arq import Retry
 
@@ -44,6 +45,7 @@ from jobs.results import (
     Answers,
     Flight,
     Record,
+    accepted_packer,
     accepted_successor,
     entry_records,
     expect_exact,
@@ -74,6 +76,11 @@ SOON_S = 0.05  # how soon a run comes back to go on where nothing else says when
 BUDGET_WAIT_S = 5.0  # a run waits this long for its share of the budget, then comes back
 
 Update = tuple[int, Record, str | bytes]
+
+# A recipient a run recorded accepted (``ChunkRun._accept``): its record is the one
+# written to Redis, which nothing in the run reads again but ``settled``. One read-only
+# stand-in for all of them spares a dict for each (a write to it would raise).
+LANDED = cast(Record, MappingProxyType({"status": "accepted"}))
 
 
 class ChunkRun:
@@ -290,7 +297,8 @@ class ChunkRun:
         per group: by how the run claimed them and their parts. Their message ids go
         apart only where notifications come (the script links them; without them it
         reads an id from its record, as it does for any other move)."""
-        now, pack, encoding = now_iso(), codec.packer(), call.encoding
+        now, encoding = now_iso(), call.encoding
+        packed = accepted_packer(now, encoding)
         link = self.w.hooks is not None  # its ids go too, to link notifications to them
         groups: dict[tuple[bytes, type, Any], AnswerGroup] = {}
         current, expects = self.current, self.expect
@@ -300,20 +308,20 @@ class ChunkRun:
         ids: list[str] = []
         for entry, mid, parts, scheduled_at in accepted:
             i = entry.index
-            new = current[i] = accepted_successor(
-                current[i], now, encoding, mid, parts, scheduled_at
-            )
+            old = current[i]
+            current[i] = LANDED
             expect = expects[i]
             if last is None or expect is not last[0] or parts is not last[1]:
                 key = (expect, type(parts), parts)
                 group = groups.get(key)
                 if group is None:
+                    new = accepted_successor(old, now, encoding, mid, parts, scheduled_at)
                     tfield, tparts, _ = tally_of(new)
                     group = groups[key] = answers.group(expect, "accepted", tfield, tparts)
                 indices, records, ids = group
                 last = (expect, parts)
             indices.append(i)
-            records.append(pack(new))
+            records.append(packed(old, mid, parts, scheduled_at))
             if link:
                 ids.append(mid if isinstance(mid, str) else "")
 
