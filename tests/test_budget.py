@@ -10,14 +10,18 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from arq import create_pool
+from arq.constants import in_progress_key_prefix
 
 from bulksend.stack import WorkerProcesses, start_workers
-from jobs import keys
+from jobs import connection, keys
+from jobs.chunks import CHUNK_FUNCTION
 from jobs.producer import Producer
 from jobs.settings import Settings
 from jobs.sms import Sms
 from tests.helpers import numbers, sandbox_stats, set_faults
 from worker.budget import NoRoom, RecipientBudget
+from worker.main import ChunkWorker, build_worker
 
 
 async def test_a_share_that_does_not_fit_waits_for_one_given_back() -> None:
@@ -144,6 +148,31 @@ async def test_workers_take_no_more_chunks_than_they_have_room_for(
     sent = [(workers.log(i) or tmp_path).read_text().count("recipients in") for i in (0, 1)]
     assert sum(sent) == total // chunk and min(sent) > 0, sent
     assert sandbox_stats(sandbox_url)["duplicates"] == 0
+
+
+async def test_a_poll_reads_on_past_the_jobs_other_workers_run(settings: Settings) -> None:
+    """A running job stays at the head of the queue until it ends. A poll that wants
+    three jobs, with the first two hundred running elsewhere (and two more behind them),
+    gets the first three nobody runs: arq alone would have tried the three at the head,
+    found them taken, and started nothing."""
+    pool = await create_pool(connection.redis_settings(str(settings.redis_url)))
+    worker = build_worker(settings, redis_pool=pool, queue_read_limit=3, handle_signals=False)
+    assert isinstance(worker, ChunkWorker)
+    try:
+        ids = [f"pick-{i:03d}" for i in range(250)]
+        for i, job_id in enumerate(ids):
+            await pool.enqueue_job(
+                CHUNK_FUNCTION, "s", str(i), _job_id=job_id, _queue_name=worker.queue_name
+            )
+        for job_id in ids[:200] + ids[201:203]:
+            await pool.set(in_progress_key_prefix + job_id, b"1")
+        head = await pool.zrangebyscore(worker.queue_name, min="-inf", max="+inf", num=3, start=0)
+        assert [job_id.decode() for job_id in head] == ids[:3]
+        picked = await worker._pickable(head)
+        assert [job_id.decode() for job_id in picked] == [ids[200], ids[203], ids[204]]
+        assert await worker._pickable([]) == []  # an empty queue: nothing, nothing read
+    finally:
+        await pool.aclose()
 
 
 async def test_a_million_recipient_sending_stays_within_a_workers_memory(

@@ -18,6 +18,8 @@ from typing import Any
 
 import anyio
 from arq import Worker
+from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
 from arq.worker import func
 
 from jobs import codec, connection, redis_safety
@@ -46,6 +48,8 @@ HEALTH_CHECK_INTERVAL_S = 30
 # with two, their CPU overlapped its own: pipeline_vs_limit 0.50, 0.53, 0.51 → 0.57,
 # 0.58, 0.55 taking turns (four: no better, and a bigger worker).
 CHUNKS_PER_CONNECTION = 2
+PICK_WINDOW = 100  # jobs a poll reads at a time past those other workers run
+PICK_SCAN = 2000  # and how deep into the queue, at most
 YOUNG_COLLECTION_AFTER = 10_000  # allocations between young collections (Python: 700)
 OWN_PROCESS = "own_process"  # ctx flag: the process runs this worker and nothing else (``run``)
 log = logging.getLogger("bulksend.worker")
@@ -162,7 +166,42 @@ class ChunkWorker(Worker):
     of two held most of a big sending's chunks while the other, its own done, idled
     (100 chunks shared 77 to 23). So a poll takes at most the chunks that fit in the
     budget's room (one at least), and none while a run of its own waits; arq's own
-    limits and its refusal at shutdown hold as before."""
+    limits and its refusal at shutdown hold as before.
+
+    Nor does a poll stop at jobs another worker runs. arq reads the head of the queue
+    and tries each job there in turn, four round trips for one already running
+    elsewhere; and a running job stays at the head until it ends. So with two workers,
+    each poll of one tried the other's forty running chunks, found nothing to take, and
+    two workers spent a third more CPU a recipient than one. A poll first drops the
+    running ones (``_pickable``: one pipelined look), and reads on past them."""
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        await super().start_jobs(await self._pickable(job_ids))
+
+    async def _pickable(self, job_ids: list[bytes]) -> list[bytes]:
+        """Of the jobs a poll read, those no worker runs; read on past the running ones
+        (``PICK_WINDOW`` at a time, ``PICK_SCAN`` deep at most) while the poll has fewer
+        than it wanted and the queue goes on. arq's own claim still decides which of
+        them this worker takes."""
+        wanted = self.queue_read_limit
+        pickable = await self._not_running(job_ids)
+        offset, more = len(job_ids), len(job_ids) >= wanted
+        while len(pickable) < wanted and more and offset < PICK_SCAN:
+            job_ids = await self.pool.zrangebyscore(
+                self.queue_name, min="-inf", max=timestamp_ms(), start=offset, num=PICK_WINDOW
+            )
+            pickable += await self._not_running(job_ids)
+            offset, more = offset + len(job_ids), len(job_ids) == PICK_WINDOW
+        return pickable[:wanted]
+
+    async def _not_running(self, job_ids: list[bytes]) -> list[bytes]:
+        if not job_ids:
+            return []
+        async with self.pool.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(in_progress_key_prefix + job_id.decode())
+            running = await pipe.execute()
+        return [job_id for job_id, busy in zip(job_ids, running, strict=True) if not busy]
 
     def _room(self) -> tuple[int, bool] | None:
         """Chunks that fit in the budget now, and whether a run waits; None before
