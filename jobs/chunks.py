@@ -20,6 +20,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms, to_ms
 
 from jobs import codec, keys
 
@@ -103,16 +106,31 @@ async def names(redis: Any, sending_id: str) -> list[str]:
     return [n.decode() for n in await redis.hkeys(keys.chunks(sending_id))]
 
 
+# arq's ``ArqRedis.enqueue_job`` as one script: the same job, key, lifetime and score,
+# written only when neither the job nor its result exists. arq's own takes three round
+# trips (WATCH, EXISTS, then MULTI/EXEC), a third of what a submit waited on per chunk.
+_LUA_ENQUEUE = """
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+"""
+
+
 async def enqueue(
     redis: Any, sending_id: str, chunk: str, *, expires_s: float, defer_s: float = 0
 ) -> bool:
-    """Enqueue the chunk's job; False when a job with its id is already waiting or running."""
-    job = await redis.enqueue_job(
-        CHUNK_FUNCTION,
-        sending_id,
-        chunk,
-        _job_id=keys.chunk_job_id(sending_id, chunk),
-        _expires=expires_s,
-        _defer_by=defer_s or None,
+    """Enqueue the chunk's job on ``redis`` (an ``ArqRedis``: its queue and serializer);
+    False when a job with its id is already waiting or running, or its result is kept."""
+    job_id = keys.chunk_job_id(sending_id, chunk)
+    enqueued_ms = timestamp_ms()
+    score = enqueued_ms + to_ms(defer_s) if defer_s else enqueued_ms
+    job = serialize_job(
+        CHUNK_FUNCTION, (sending_id, chunk), {}, None, enqueued_ms, serializer=redis.job_serializer
     )
-    return job is not None
+    job_keys = [job_key_prefix + job_id, result_key_prefix + job_id, redis.default_queue_name]
+    done = await redis.register_script(_LUA_ENQUEUE)(
+        keys=job_keys,
+        args=[to_ms(expires_s) or score - enqueued_ms + redis.expires_extra_ms, job, score, job_id],
+    )
+    return bool(done)

@@ -1,5 +1,6 @@
 """A chunk's entries as stored (``jobs.chunks.encode``) and as a worker reads them back
-(``decode``): the same entries, from every form a chunk has had in Redis."""
+(``decode``): the same entries, from every form a chunk has had in Redis; and its job
+on the queue (``enqueue``), as arq's own would be."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import zlib
 
 import orjson
 import pytest
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import deserialize_job
 
-from jobs import chunks
-from jobs.chunks import Entry
+from jobs import chunks, codec, keys
+from jobs.chunks import CHUNK_FUNCTION, Entry
+from jobs.producer import Producer
+from jobs.settings import Settings
 
 ENTRIES = [
     Entry(0, "34666000001", {"sub": {"name": "Ana", "n": 1.5}}),
@@ -40,3 +45,44 @@ def test_older_chunks_are_read_null_extras_included(compressed: bool) -> None:
         Entry(0, "34666000001", {}),
         Entry(1, "34666000002", {"sub": {"a": "b"}}, "0034666000002"),
     ]
+
+
+async def test_a_chunk_job_is_the_job_arqs_own_enqueue_writes(settings: Settings) -> None:
+    """``chunks.enqueue`` (one script) writes what ``ArqRedis.enqueue_job`` (three round
+    trips) does: the same job, lifetime and place in the queue, a worker reads it as
+    arq's own; and neither goes on the queue twice, nor over a kept result."""
+    producer = await Producer.connect(settings)
+    redis = producer.redis
+    try:
+        ours = keys.chunk_job_id("s1", "0")
+        assert await chunks.enqueue(redis, "s1", "0", expires_s=600)
+        arqs = await redis.enqueue_job(
+            CHUNK_FUNCTION, "s1", "1", _job_id=keys.chunk_job_id("s1", "1"), _expires=600
+        )
+        assert arqs is not None
+        mine = await redis.get(job_key_prefix + ours)
+        theirs = await redis.get(job_key_prefix + arqs.job_id)
+        a = deserialize_job(mine, deserializer=codec.loads)
+        b = deserialize_job(theirs, deserializer=codec.loads)
+        assert (a.function, list(a.args), a.kwargs) == (CHUNK_FUNCTION, ["s1", "0"], {})
+        assert (b.function, list(b.args), b.kwargs, b.job_try) == (
+            a.function,
+            ["s1", "1"],
+            {},
+            a.job_try,
+        )
+        assert abs((a.enqueue_time - b.enqueue_time).total_seconds()) < 5
+        for job_id in (ours, arqs.job_id):
+            assert 595_000 < await redis.pttl(job_key_prefix + job_id) <= 600_000
+        queue = await redis.zrange(settings.queue_name, 0, -1, withscores=True)
+        assert [job_id.decode() for job_id, _ in queue] == [ours, arqs.job_id]
+        assert abs(queue[0][1] - queue[1][1]) < 5_000
+        assert not await chunks.enqueue(redis, "s1", "0", expires_s=600)  # waiting already
+        await redis.set(result_key_prefix + keys.chunk_job_id("s1", "2"), b"kept")
+        assert not await chunks.enqueue(redis, "s1", "2", expires_s=600)
+        assert await chunks.enqueue(redis, "s1", "3", expires_s=600, defer_s=30)
+        deferred = await redis.zscore(settings.queue_name, keys.chunk_job_id("s1", "3"))
+        assert deferred is not None and deferred - queue[0][1] >= 29_000
+        assert await redis.zcard(settings.queue_name) == 3
+    finally:
+        await producer.close()
