@@ -171,9 +171,10 @@ class ChunkWorker(Worker):
     Nor does a poll stop at jobs another worker runs. arq reads the head of the queue
     and tries each job there in turn, four round trips for one already running
     elsewhere; and a running job stays at the head until it ends. So with two workers,
-    each poll of one tried the other's forty running chunks, found nothing to take, and
-    two workers spent a third more CPU a recipient than one. A poll first drops the
-    running ones (``_pickable``: one pipelined look), and reads on past them."""
+    each poll of one tried the other's forty running chunks and found nothing to take:
+    two workers spent half as much again per recipient as one (12-13 µs against 8). A
+    poll first drops the running ones (``_pickable``: one pipelined look), and reads on
+    past them."""
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         await super().start_jobs(await self._pickable(job_ids))

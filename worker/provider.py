@@ -151,9 +151,8 @@ def _accepted(content: bytes) -> Accepted | None:
     if items is None:
         return None
     for item in items:
-        if item.accepted is not True or item.error is not msgspec.UNSET:
-            return None
-        if item.scheduledAt is not None:
+        plain = item.accepted is True and item.error is msgspec.UNSET
+        if not plain or item.scheduledAt is not None:
             return None
     return Accepted(
         [item.to for item in items], [item.id for item in items], [item.parts for item in items]
