@@ -259,3 +259,34 @@ async def test_a_provider_answer_is_freed_without_the_cyclic_collector() -> None
             gc.enable()
         await client.aclose()
     assert left == []
+
+
+async def test_the_provider_client_goes_through_a_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``HTTP_PROXY`` carries the provider's calls (the request in absolute form, to the
+    proxy), as httpx's own client does with ``trust_env``; ``NO_PROXY`` exempts a host."""
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            seen.append(await read_whole_request(reader))
+            writer.write(answer(b'{"result": [{"to": "34666000001", "accepted": true}]}'))
+            await writer.drain()
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    async with server(proxy) as (port, _):
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        client = ProviderClient("http://provider.invalid", ("u", "p"), timeout=1)
+        reply = await client.post("/api/rest/sms", {"to": ["34666000001"]})
+        await client.aclose()
+        assert reply.http_status == 200 and len(seen) == 1
+        assert seen[0].startswith(b"POST http://provider.invalid/api/rest/sms HTTP/1.1\r\n")
+        monkeypatch.setenv("NO_PROXY", "provider.invalid")
+        client = ProviderClient("http://provider.invalid", ("u", "p"), timeout=1)
+        with pytest.raises(NotSent):  # straight to a host that does not exist
+            await client.post("/api/rest/sms", {"to": ["34666000001"]})
+        await client.aclose()
+    assert len(seen) == 1

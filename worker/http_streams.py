@@ -145,8 +145,9 @@ def _with_options(
 class StreamsTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport (request mapping, exception mapping, pool), its pool's
     connections made by ``StreamsBackend``. httpx takes no network backend, so the pool
-    is made again with the same settings and that backend; proxies from the
-    environment are still mounted by the client, beside this transport."""
+    is made again with the same settings and that backend. A client given a transport
+    mounts no proxy from the environment: ``worker.provider`` uses this one only where
+    the environment names none for the provider."""
 
     def __init__(self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
         ssl_context = ssl_context or httpx.create_ssl_context()
