@@ -209,11 +209,9 @@ async def test_the_provider_client_tells_unsent_from_unknown() -> None:
     await client.aclose()
 
 
-async def test_the_provider_client_sends_what_its_httpx_client_would() -> None:
-    """``ProviderClient.post`` goes straight to the transport (``_send``): the request
-    line, headers (Basic auth, JSON, host, length) and body are the ones
-    ``httpx.AsyncClient.post`` sends with the same settings."""
-    seen: list[bytes] = []
+def recording(seen: list[bytes]) -> Handler:
+    """Keep-alive: keep each whole request in ``seen``, answer each that the one
+    recipient was accepted."""
 
     async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -221,7 +219,15 @@ async def test_the_provider_client_sends_what_its_httpx_client_would() -> None:
             writer.write(answer(b'{"result": [{"to": "34666000001", "accepted": true}]}'))
             await writer.drain()
 
-    async with server(record) as (port, _):
+    return record
+
+
+async def test_the_provider_client_sends_what_its_httpx_client_would() -> None:
+    """``ProviderClient.post`` goes straight to the transport (``_send``): the request
+    line, headers (Basic auth, JSON, host, length) and body are the ones
+    ``httpx.AsyncClient.post`` sends with the same settings."""
+    seen: list[bytes] = []
+    async with server(recording(seen)) as (port, _):
         client = ProviderClient(f"http://127.0.0.1:{port}/base", ("user", "pässword"), timeout=1)
         reply = await client.post("/api/rest/sms", {"to": ["34666000001"]})
         await client._client.post("/api/rest/sms", content=b'{"to":["34666000001"]}')
@@ -267,17 +273,10 @@ async def test_the_provider_client_goes_through_a_proxy_the_environment_names(
     """``HTTP_PROXY`` carries the provider's calls (the request in absolute form, to the
     proxy), as httpx's own client does with ``trust_env``; ``NO_PROXY`` exempts a host."""
     seen: list[bytes] = []
-
-    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            seen.append(await read_whole_request(reader))
-            writer.write(answer(b'{"result": [{"to": "34666000001", "accepted": true}]}'))
-            await writer.drain()
-
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
-    async with server(proxy) as (port, _):
+    async with server(recording(seen)) as (port, _):
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
         client = ProviderClient("http://provider.invalid", ("u", "p"), timeout=1)
         reply = await client.post("/api/rest/sms", {"to": ["34666000001"]})
